@@ -1,0 +1,26 @@
+"""Meta-train LEO: `python scripts/train.py [group=option ...] [key=value ...]`."""
+
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("LEO_PROJECT_ROOT", str(ROOT))
+
+from leo_lightning.cli.train import train  # noqa: E402
+from leo_lightning.config import register_configs  # noqa: E402
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path=str(ROOT / "conf"), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    results = train(cfg)
+    return results.get("best_val_acc")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Entry points behind scripts/: compose the config, build objects, run, write results."""

@@ -1,0 +1,66 @@
+"""Test a trained checkpoint on the fixed test episodes of the data it was trained with."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from leo_lightning.cli.common import build_trainer, format_accuracy, test_metrics, write_json
+from leo_lightning.module import CHECKPOINT_KEY, LEOModule
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(ValueError):
+    """The checkpoint is missing, unreadable or not one of this project."""
+
+
+def read_checkpoint_config(ckpt_path: str) -> dict:
+    """The run config stored in a leo-lightning checkpoint, with a clear error otherwise."""
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise CheckpointError(f"ckpt_path={ckpt_path!r}: no such file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any failure to read means the same to the user
+        raise CheckpointError(
+            f"ckpt_path={ckpt_path!r} could not be read as a PyTorch checkpoint: {error}"
+        ) from error
+    stored = checkpoint.get(CHECKPOINT_KEY) if isinstance(checkpoint, dict) else None
+    if not stored or not stored.get("config"):
+        raise CheckpointError(
+            f"ckpt_path={ckpt_path!r} is not a leo-lightning checkpoint (no '{CHECKPOINT_KEY}' "
+            "entry); checkpoints are written by scripts/train.py under <run>/checkpoints/"
+        )
+    return stored["config"]
+
+
+def eval_data_config(cfg: DictConfig, stored: dict) -> DictConfig:
+    """The checkpoint's data config, with the command line's `data.*` keys applied on top;
+    `data=<name>` on the command line replaces it with the composed one."""
+    overrides = HydraConfig.get().overrides.task
+    if any(o.split("=", 1)[0].lstrip("+~") == "data" for o in overrides):
+        return cfg.data
+    data = OmegaConf.create(stored["data"])
+    dotlist = [o.lstrip("+")[len("data."):] for o in overrides if o.lstrip("+").startswith("data.")]
+    return OmegaConf.merge(data, OmegaConf.from_dotlist(dotlist))
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    stored = read_checkpoint_config(cfg.ckpt_path)
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(eval_data_config(cfg, stored))
+    module = LEOModule.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", weights_only=True)
+    trainer = build_trainer(cfg)
+    metrics = test_metrics(trainer.test(module, datamodule=datamodule))
+    print(format_accuracy(metrics))
+    results = {"ckpt_path": str(cfg.ckpt_path), "strategy": type(module.strategy).__name__}
+    results.update(metrics)
+    write_json(Path(HydraConfig.get().runtime.output_dir) / "results.json", results)
+    return results

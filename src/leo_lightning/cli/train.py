@@ -1,0 +1,78 @@
+"""Meta-train, then test the best checkpoint on the fixed test episodes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from leo_lightning.cli.common import build_trainer, format_accuracy, test_metrics, write_json
+from leo_lightning.module import LEOModule
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> dict:
+    """Run one training job described by `cfg`; returns the results written to results.json."""
+    started = time.perf_counter()
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule: L.LightningDataModule = instantiate(cfg.data)
+    module: LEOModule = instantiate(cfg.model, strategy=cfg.strategy, _recursive_=False)
+    module.run_config = OmegaConf.to_container(cfg, resolve=True)
+    trainer = build_trainer(cfg)
+
+    if module.strategy.meta_trained:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    else:
+        log.info("strategy %s has nothing to meta-train: skipping fit", type(module.strategy).__name__)
+    fit_seconds = time.perf_counter() - started
+
+    best_ckpt = _best_checkpoint(trainer)
+    results = {
+        "strategy": type(module.strategy).__name__,
+        "run_dir": str(run_dir),
+        "best_ckpt": best_ckpt,
+        "best_val_acc": _best_score(trainer),
+        "meta_train_steps": trainer.global_step,
+        "fit_seconds": fit_seconds,
+    }
+    if cfg.test:
+        metrics = test_metrics(trainer.test(module, datamodule=datamodule, ckpt_path=best_ckpt))
+        results.update(metrics)
+        log.info("%s, checkpoint %s", format_accuracy(metrics), best_ckpt)
+    results["wall_seconds"] = time.perf_counter() - started
+    write_json(run_dir / "results.json", results)
+    return results
+
+
+def _checkpoint_callback(trainer: L.Trainer) -> ModelCheckpoint | None:
+    return next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
+
+
+def _best_checkpoint(trainer: L.Trainer) -> str | None:
+    """The best checkpoint by validation accuracy, or last.ckpt if no validation ran."""
+    callback = _checkpoint_callback(trainer)
+    if callback is None:
+        return None
+    if callback.best_model_path:
+        return callback.best_model_path
+    if trainer.global_step and callback.dirpath:
+        last = Path(callback.dirpath) / "last.ckpt"
+        if not last.exists():
+            trainer.save_checkpoint(last)
+        return str(last)
+    return None
+
+
+def _best_score(trainer: L.Trainer) -> float | None:
+    callback = _checkpoint_callback(trainer)
+    score = callback.best_model_score if callback else None
+    return None if score is None else float(score)

@@ -1,0 +1,145 @@
+"""Structured schemas for the Hydra configs in conf/.
+
+Each YAML file lists its schema first in its defaults list, so a typo in a key or a value of
+the wrong type fails at composition, with Hydra naming the key, before any work starts.
+Keys that hold a `_target_` are typed here too; only truly open-ended nodes are `Any`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+# OmegaConf needs typing.Optional, not `X | None`, in dataclass annotations on Python 3.10.
+# ruff: noqa: UP045
+
+
+@dataclass
+class DataSchema:
+    _target_: str = "leo_lightning.data.EpisodicDataModule"
+    source: Any = MISSING
+    image_size: Optional[int] = None
+    channels: Optional[int] = None
+    seed: int = 0
+    train_seed: int = 0
+    n_way: int = 5
+    k_shot: int = 1
+    n_query: int = 15
+    meta_batch_size: int = 4
+    eval_batch_size: int = 8
+    val_episodes: int = 200
+    test_episodes: int = 1000
+    num_workers: int = 0
+    pin_memory: bool = False
+
+
+@dataclass
+class GlyphSourceSchema:
+    _target_: str = "leo_lightning.data.glyphs.GlyphSource"
+    root: str = MISSING
+    image_size: int = 28
+    seed: int = 0
+    train_classes: int = 3000
+    val_classes: int = 300
+    test_classes: int = 300
+    examples_per_class: int = 20
+
+
+@dataclass
+class GlyphsDataSchema(DataSchema):
+    source: GlyphSourceSchema = field(default_factory=GlyphSourceSchema)
+
+
+@dataclass
+class LEOSchema:
+    _target_: str = "leo_lightning.LEOModule"
+    backbone: Any = MISSING
+    input_shape: list[int] = MISSING
+    latent_dim: int = 64
+    inner_steps: int = 5
+    inner_lr: float = 1.0
+    finetune_steps: int = 5
+    finetune_lr: float = 1e-3
+    first_order: bool = False
+    dropout: float = 0.3
+    kl_weight: float = 0.01
+    encoder_penalty_weight: float = 1e-5
+    l2_weight: float = 1e-8
+    orthogonality_weight: float = 1e-3
+    lr: float = 1e-3
+    grad_clip_value: float = 0.1
+    grad_clip_norm: float = 0.1
+    max_consecutive_skips: int = 25
+    channels_last: bool = False
+    backbone_autocast: Optional[str] = None
+
+
+@dataclass
+class StrategySchema:
+    _target_: str = MISSING
+
+
+@dataclass
+class TrainerSchema:
+    _target_: str = "lightning.pytorch.Trainer"
+    accelerator: str = "auto"
+    devices: Any = 1
+    num_nodes: int = 1
+    strategy: Any = "auto"
+    precision: Any = "32-true"
+    max_steps: int = 1000
+    val_check_interval: Any = 250
+    check_val_every_n_epoch: Optional[int] = None
+    num_sanity_val_steps: int = 0
+    log_every_n_steps: int = 10
+    limit_train_batches: Any = None
+    limit_val_batches: Any = None
+    limit_test_batches: Any = None
+    inference_mode: bool = False
+    deterministic: Any = False
+    enable_progress_bar: bool = True
+    enable_model_summary: bool = True
+    use_distributed_sampler: bool = True
+    sync_batchnorm: bool = False
+    default_root_dir: Optional[str] = None
+
+
+@dataclass
+class TrainSchema:
+    task_name: str = "train"
+    seed: int = 42
+    ckpt_path: Optional[str] = None
+    test: bool = True
+    optimized_metric: str = "val/acc"
+    data: Any = MISSING
+    model: Any = MISSING
+    strategy: Any = MISSING
+    trainer: Any = MISSING
+    logger: Any = None
+    callbacks: Any = None
+    paths: Any = MISSING
+
+
+@dataclass
+class EvalSchema:
+    task_name: str = "eval"
+    seed: int = 42
+    ckpt_path: str = MISSING
+    data: Any = MISSING
+    trainer: Any = MISSING
+    logger: Any = None
+    paths: Any = MISSING
+
+
+def register_configs() -> None:
+    """Make the schemas visible to Hydra; call before composing any config."""
+    cs = ConfigStore.instance()
+    cs.store(name="schema_train", node=TrainSchema)
+    cs.store(name="schema_eval", node=EvalSchema)
+    cs.store(group="data", name="schema_glyphs", node=GlyphsDataSchema)
+    cs.store(group="model", name="schema_leo", node=LEOSchema)
+    cs.store(group="strategy", name="schema_strategy", node=StrategySchema)
+    cs.store(group="trainer", name="schema_trainer", node=TrainerSchema)

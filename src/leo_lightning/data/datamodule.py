@@ -1,0 +1,122 @@
+"""The episodic LightningDataModule that every dataset plugs into through a `source`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from leo_lightning.data.class_pool import ClassPool
+from leo_lightning.data.episodes import EpisodeShape, EpisodeStream, FixedEpisodes
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+class EpisodeSource(Protocol):
+    """A dataset: where its files come from and how they become one ClassPool per split."""
+
+    def prepare(self) -> None:
+        """Download, decode or render once and cache on disk (runs on one process per node)."""
+
+    def load(self) -> dict[str, ClassPool]:
+        """The cached splits, keyed 'train', 'val' and 'test' (runs on every process)."""
+
+
+class EpisodicDataModule(L.LightningDataModule):
+    """N-way K-shot episodes from any `EpisodeSource`.
+
+    Training draws an endless seeded stream (seeded by the run's `train_seed`, different on every
+    rank); validation and test use fixed lists seeded by `seed` alone, so that every run, every
+    strategy and every process is scored on the same episodes.
+    """
+
+    def __init__(
+        self,
+        source: EpisodeSource,
+        image_size: int | None = None,
+        channels: int | None = None,
+        n_way: int = 5,
+        k_shot: int = 1,
+        n_query: int = 15,
+        meta_batch_size: int = 4,
+        eval_batch_size: int = 8,
+        val_episodes: int = 200,
+        test_episodes: int = 1000,
+        seed: int = 0,
+        train_seed: int = 0,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ):
+        super().__init__()
+        self.source = source
+        self.image_size, self.channels = image_size, channels
+        self.shape = EpisodeShape(n_way, k_shot, n_query)
+        self.meta_batch_size, self.eval_batch_size = meta_batch_size, eval_batch_size
+        self.val_episodes, self.test_episodes = val_episodes, test_episodes
+        self.seed, self.train_seed = seed, train_seed
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.pools: dict[str, ClassPool] = {}
+
+    def prepare_data(self) -> None:
+        self.source.prepare()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.pools:
+            return
+        pools = self.source.load()
+        missing = [s for s in SPLITS if s not in pools]
+        if missing:
+            raise ValueError(f"data source {type(self.source).__name__} has no split(s) {missing}")
+        for split, pool in pools.items():
+            self._check_example_shape(split, pool)
+            pool.check_supports(split, self.shape.n_way, self.shape.k_shot + self.shape.n_query)
+            log.info("split %-5s: %d classes, %d examples", split, pool.n_classes, len(pool.data))
+        self.pools = pools
+
+    def _check_example_shape(self, split: str, pool: ClassPool) -> None:
+        if self.image_size is None:
+            return
+        expected = (self.channels, self.image_size, self.image_size)
+        if pool.example_shape != expected:
+            raise ValueError(
+                f"split '{split}' holds examples of shape {pool.example_shape}, but "
+                f"data.channels/data.image_size ask for {expected}"
+            )
+
+    # -- loaders ---------------------------------------------------------------------------------
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        stream = EpisodeStream(
+            self.pools["train"],
+            self.shape,
+            seed=self.train_seed,
+            batch_size=self.meta_batch_size,
+            rank=trainer.global_rank if trainer else 0,
+            world_size=trainer.world_size if trainer else 1,
+            start_batch=trainer.global_step if trainer else 0,
+        )
+        return self._loader(stream, self.meta_batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._fixed_loader("val", self.val_episodes)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._fixed_loader("test", self.test_episodes)
+
+    def _fixed_loader(self, split: str, length: int) -> DataLoader:
+        episodes = FixedEpisodes(self.pools[split], self.shape, self.seed, split, length)
+        return self._loader(episodes, self.eval_batch_size)
+
+    def _loader(self, dataset, batch_size: int) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )

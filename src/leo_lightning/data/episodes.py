@@ -1,0 +1,79 @@
+"""Datasets of episodes: a fixed seeded list (val/test) and an endless stream (train)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from leo_lightning.data.class_pool import ClassPool
+from leo_lightning.data.episode import Episode
+from leo_lightning.data.sampling import episode_generator, sample_episode
+
+
+@dataclass(frozen=True)
+class EpisodeShape:
+    n_way: int
+    k_shot: int
+    n_query: int
+
+
+class FixedEpisodes(Dataset):
+    """Episode i is always the same tensor, for every run, strategy, rank and worker count."""
+
+    def __init__(self, pool: ClassPool, shape: EpisodeShape, seed: int, split: str, length: int):
+        self.pool, self.shape, self.seed, self.split, self.length = pool, shape, seed, split, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> Episode:
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        g = episode_generator(self.seed, self.split, index)
+        return sample_episode(self.pool, *_astuple(self.shape), generator=g)
+
+
+class EpisodeStream(IterableDataset):
+    """Endless training episodes, numbered globally so that the stream does not depend on the
+    number of DataLoader workers and never repeats an episode across ranks.
+
+    Global batch t of rank r holds episodes ((t * batch_size + b) * world_size + r), b < batch_size.
+    DataLoader worker w produces the batches t = w, w + W, ... which is exactly the order in which
+    a DataLoader with W workers hands them out, so the stream is the same for any W.
+    ``start_batch`` moves the stream forward, for resuming.
+    """
+
+    def __init__(
+        self,
+        pool: ClassPool,
+        shape: EpisodeShape,
+        seed: int,
+        batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+        start_batch: int = 0,
+    ):
+        self.pool, self.shape, self.seed, self.batch_size = pool, shape, seed, batch_size
+        self.rank, self.world_size, self.start_batch = rank, world_size, start_batch
+
+    def episode(self, batch: int, position: int) -> Episode:
+        index = (batch * self.batch_size + position) * self.world_size + self.rank
+        g = episode_generator(self.seed, "train", index)
+        return sample_episode(self.pool, *_astuple(self.shape), generator=g)
+
+    def __iter__(self):
+        info = get_worker_info()
+        worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
+        batch = self.start_batch + worker
+        while True:
+            for position in range(self.batch_size):
+                yield self.episode(batch, position)
+            batch += n_workers
+
+
+def _astuple(shape: EpisodeShape) -> tuple[int, int, int]:
+    return shape.n_way, shape.k_shot, shape.n_query
+
+
+__all__ = ["EpisodeShape", "EpisodeStream", "FixedEpisodes"]

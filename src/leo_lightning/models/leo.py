@@ -1,0 +1,146 @@
+"""The parts of LEO that every strategy shares: backbone features, the decoder, the classifier
+and the two gradient-based adaptation loops with their learned per-dimension rates."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from leo_lightning.models.decoder import Decoder
+from leo_lightning.models.distributions import sample_gaussian, weight_std_offset
+
+AUTOCAST_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class LEONet(nn.Module):
+    """Backbone -> unit-norm features; latent codes -> classifier weights -> logits.
+
+    The inner loops use ``torch.autograd.grad`` so that inner-loop gradients never land in the
+    parameters' ``.grad`` (and never trigger DDP's gradient all-reduce). In training they keep
+    the graph (second order) unless ``first_order``; at evaluation they never do.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        input_shape: tuple[int, ...],
+        latent_dim: int,
+        inner_steps: int,
+        inner_lr: float,
+        finetune_steps: int,
+        finetune_lr: float,
+        first_order: bool,
+        dropout: float,
+        channels_last: bool = False,
+        backbone_autocast: str | None = None,
+    ):
+        super().__init__()
+        if backbone_autocast not in AUTOCAST_DTYPES:
+            raise ValueError(
+                f"model.backbone_autocast={backbone_autocast!r}: expected one of "
+                f"{sorted(k for k in AUTOCAST_DTYPES if k)} or null"
+            )
+        self.backbone = backbone
+        self.input_shape = tuple(input_shape)
+        self.feature_dim = self._probe_feature_dim()
+        self.latent_dim = latent_dim
+        self.decoder = Decoder(latent_dim, self.feature_dim)
+        # Learned per-dimension rates (alpha, eta); scalar or fixed rates are a known mistake.
+        self.inner_lr = nn.Parameter(torch.full((latent_dim,), float(inner_lr)))
+        self.finetune_lr = nn.Parameter(torch.full((self.feature_dim,), float(finetune_lr)))
+        self.inner_steps, self.finetune_steps = inner_steps, finetune_steps
+        self.first_order = first_order
+        self.dropout = nn.Dropout(dropout)
+        self.channels_last = channels_last
+        self.autocast_dtype = AUTOCAST_DTYPES[backbone_autocast]
+
+    @torch.no_grad()
+    def _probe_feature_dim(self) -> int:
+        was_training = self.backbone.training
+        self.backbone.eval()
+        out = self.backbone(torch.zeros(2, *self.input_shape))
+        self.backbone.train(was_training)
+        return int(out.shape[-1])
+
+    # -- features and classifier ------------------------------------------------------------------
+
+    def features(self, x: Tensor) -> Tensor:
+        """[..., *input_shape] (uint8 images or float features) -> unit-norm [..., F], float32.
+
+        All examples go through the backbone as one batch, so in training BatchNorm normalises
+        over the whole meta-batch. Unit norm keeps the summed inner loss on the scale that the
+        original's rates (alpha init 1.0) were tuned for; raw Conv4 features diverge.
+        """
+        lead = x.shape[: x.ndim - len(self.input_shape)]
+        x = x.reshape(-1, *self.input_shape)
+        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+        if self.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast(x.device):
+            out = self.backbone(x)
+        return F.normalize(out.float(), dim=-1).reshape(*lead, -1)
+
+    def _autocast(self, device: torch.device):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)
+
+    def decode(self, latents: Tensor) -> Tensor:
+        """Class codes [B, N, d] -> classifier weights [B, N, F]; sampled only in training."""
+        n_way = latents.shape[-2]
+        params = self.decoder(latents)
+        offset = weight_std_offset(self.feature_dim, n_way)
+        weights, _ = sample_gaussian(params, self.training, offset)
+        return weights
+
+    def logits(self, features: Tensor, weights: Tensor) -> Tensor:
+        """Dot-product classifier: [B, M, F] x [B, N, F] -> [B, M, N], no bias, no norm."""
+        return self.dropout(features) @ weights.transpose(1, 2)
+
+    def support_loss(self, features: Tensor, labels: Tensor, weights: Tensor) -> Tensor:
+        """Cross-entropy summed over the support examples (and over the tasks, which are
+        independent, so each task's code still receives its own gradient)."""
+        logits = self.logits(features, weights)
+        return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="sum")
+
+    # -- adaptation ---------------------------------------------------------------------------------
+
+    def adapt_latents(
+        self, latents: Tensor, features: Tensor, labels: Tensor
+    ) -> tuple[Tensor, list[Tensor]]:
+        """z <- z - (alpha / K) * grad_z L_support, `inner_steps` times.
+
+        The original keeps K tiled copies of each class code and averages their logits, so each
+        copy receives 1/K of the gradient; one code per class with the rate divided by K is the
+        same update. Returns the adapted codes and the per-task support loss at each step.
+        """
+        return self._descend(
+            latents, lambda z: self.decode(z), self.inner_lr, self.inner_steps, features, labels
+        )
+
+    def finetune(
+        self, weights: Tensor, features: Tensor, labels: Tensor
+    ) -> tuple[Tensor, list[Tensor]]:
+        """w <- w - (eta / K) * grad_w L_support, `finetune_steps` times (same 1/K reasoning)."""
+        return self._descend(
+            weights, lambda w: w, self.finetune_lr, self.finetune_steps, features, labels
+        )
+
+    def _descend(self, state, to_weights, rate, steps, features, labels):
+        n_tasks, n_support = labels.shape
+        k_shot = n_support // state.shape[-2]
+        keep_graph = self.training and not self.first_order
+        if not self.training:  # evaluation: no outer gradient, so no graph to the parameters
+            state, rate = state.detach(), rate.detach()
+        losses = []
+        for _ in range(steps):
+            if not state.requires_grad:
+                state = state.requires_grad_()
+            loss = self.support_loss(features, labels, to_weights(state))
+            (grad,) = torch.autograd.grad(loss, state, create_graph=keep_graph)
+            state = state - (rate / k_shot) * grad
+            losses.append(loss.detach() / n_tasks)
+        return state, losses

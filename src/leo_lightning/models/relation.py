@@ -1,0 +1,40 @@
+"""LEO's relation network: every ordered pair of support codes -> per-class Gaussian params."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def class_means(values: Tensor, labels: Tensor, n_way: int) -> Tensor:
+    """Average the rows of each class: [B, M, D], labels [B, M] -> [B, N, D]."""
+    one_hot = F.one_hot(labels, n_way).to(values.dtype)  # [B, M, N]
+    sums = one_hot.transpose(1, 2) @ values  # [B, N, D]
+    return sums / one_hot.sum(dim=1).unsqueeze(-1).clamp_min(1)
+
+
+class RelationNetwork(nn.Module):
+    """3 bias-free linear layers of width 2d, ReLU between them and none after the last.
+
+    The first layer applied to the concatenation [h_i, h_j] equals W_left h_i + W_right h_j, so
+    it is computed once per code and broadcast over the (N*K)^2 pairs; the last layer is linear
+    and therefore commutes with the average over partners j, so it runs on N*K rows only.
+    """
+
+    def __init__(self, latent_dim: int):
+        super().__init__()
+        width = 2 * latent_dim
+        self.layers = nn.ModuleList(nn.Linear(width, width, bias=False) for _ in range(3))
+        for layer in self.layers:
+            nn.init.xavier_uniform_(layer.weight)
+
+    def forward(self, codes: Tensor, labels: Tensor, n_way: int) -> Tensor:
+        """codes [B, M, d], labels [B, M] -> Gaussian params [B, N, 2d] (mean | raw scale)."""
+        d = codes.shape[-1]
+        w_left, w_right = self.layers[0].weight[:, :d], self.layers[0].weight[:, d:]
+        left, right = codes @ w_left.T, codes @ w_right.T  # [B, M, 2d] each
+        pairs = torch.relu(left.unsqueeze(2) + right.unsqueeze(1))  # [B, M(i), M(j), 2d]
+        pairs = torch.relu(self.layers[1](pairs))
+        per_code = self.layers[2](pairs.mean(dim=2))  # [B, M, 2d]
+        return class_means(per_code, labels, n_way)

@@ -1,0 +1,219 @@
+"""The LEO LightningModule: meta-training with manual optimization, evaluation with metrics.
+
+The strategy decides how each task is adapted; this module owns what every strategy shares:
+the meta-loss, the optimizer, per-tensor clipping, skipping non-finite updates and the metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from leo_lightning.clipping import clip_per_tensor_
+from leo_lightning.data.episode import Episode
+from leo_lightning.metrics import EpisodeAccuracy, episode_accuracy
+from leo_lightning.models.leo import LEONet
+from leo_lightning.strategies.base import ModelDims, Strategy, TaskOutput
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_KEY = "leo_lightning"
+
+
+def _plain(config: Any) -> Any:
+    """Hydra configs become plain containers, so checkpoints load with weights_only=True."""
+    if isinstance(config, DictConfig):
+        return OmegaConf.to_container(config, resolve=True)
+    return dict(config) if isinstance(config, Mapping) else config
+
+
+class LEOModule(L.LightningModule):
+    def __init__(
+        self,
+        backbone: Mapping,
+        strategy: Mapping,
+        input_shape: list[int],
+        latent_dim: int = 64,
+        inner_steps: int = 5,
+        inner_lr: float = 1.0,
+        finetune_steps: int = 5,
+        finetune_lr: float = 1e-3,
+        first_order: bool = False,
+        dropout: float = 0.3,
+        kl_weight: float = 0.01,
+        encoder_penalty_weight: float = 1e-5,
+        l2_weight: float = 1e-8,
+        orthogonality_weight: float = 1e-3,
+        lr: float = 1e-3,
+        grad_clip_value: float = 0.1,
+        grad_clip_norm: float = 0.1,
+        max_consecutive_skips: int = 25,
+        channels_last: bool = False,
+        backbone_autocast: str | None = None,
+    ):
+        super().__init__()
+        self.automatic_optimization = False
+        backbone, strategy = _plain(backbone), _plain(strategy)
+        input_shape = list(input_shape)
+        self.save_hyperparameters()
+        self.net = LEONet(
+            backbone=instantiate(backbone),
+            input_shape=tuple(input_shape),
+            latent_dim=latent_dim,
+            inner_steps=inner_steps,
+            inner_lr=inner_lr,
+            finetune_steps=finetune_steps,
+            finetune_lr=finetune_lr,
+            first_order=first_order,
+            dropout=dropout,
+            channels_last=channels_last,
+            backbone_autocast=backbone_autocast,
+        )
+        dims = ModelDims(self.net.feature_dim, latent_dim, dropout)
+        self.strategy: Strategy = instantiate(strategy, dims=dims)
+        self.val_acc, self.test_acc = EpisodeAccuracy(), EpisodeAccuracy()
+        self.register_buffer("skipped_steps", torch.zeros((), dtype=torch.long))
+        self.consecutive_skips = 0
+        self.run_config: dict | None = None  # the composed run config, stored in checkpoints
+
+    # -- the meta-objective ---------------------------------------------------------------------
+
+    def forward(self, episode: Episode) -> TaskOutput:
+        return self.strategy(self.net, episode)
+
+    def meta_loss(self, out: TaskOutput, query_y: Tensor) -> dict[str, Tensor]:
+        """Mean query cross-entropy + beta KL + gamma encoder penalty + lambda1 L2 + lambda2 orth."""
+        hp = self.hparams
+        query_loss = F.cross_entropy(out.query_logits.flatten(0, 1), query_y.flatten())
+        weights = [self.net.decoder.linear.weight, *self.strategy.regularized_weights()]
+        l2 = sum(w.square().sum() for w in weights) / 2  # as tf.nn.l2_loss
+        orthogonality = self.net.decoder.orthogonality_penalty()
+        loss = (
+            query_loss
+            + hp.kl_weight * out.kl
+            + hp.encoder_penalty_weight * out.encoder_penalty
+            + hp.l2_weight * l2
+            + hp.orthogonality_weight * orthogonality
+        )
+        return {
+            "loss": loss,
+            "query_loss": query_loss,
+            "kl": out.kl,
+            "encoder_penalty": out.encoder_penalty,
+            "l2": l2,
+            "orthogonality": orthogonality,
+        }
+
+    # -- training ---------------------------------------------------------------------------------
+
+    def training_step(self, batch: Episode, batch_idx: int) -> Tensor:
+        optimizer = self.optimizers()
+        out = self(batch)
+        terms = self.meta_loss(out, batch.query_y)
+        optimizer.zero_grad()
+        self.manual_backward(terms["loss"])
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        finite = clip_per_tensor_(grads, self.hparams.grad_clip_value, self.hparams.grad_clip_norm)
+        finite = finite & terms["loss"].isfinite()
+        if self.trainer.strategy.reduce_boolean_decision(bool(finite), all=True):
+            optimizer.step()
+            self.consecutive_skips = 0
+        else:
+            self._skip_update(batch_idx)
+        self._log_train(terms, out, batch)
+        return terms["loss"].detach()
+
+    def _skip_update(self, batch_idx: int) -> None:
+        """A NaN/inf loss or gradient skips the outer update, as the original LEO does."""
+        self.skipped_steps += 1
+        self.consecutive_skips += 1
+        log.warning(
+            "non-finite loss or gradient at batch %d: update skipped (%d in a row, %d in all)",
+            batch_idx,
+            self.consecutive_skips,
+            int(self.skipped_steps),
+        )
+        if self.consecutive_skips >= self.hparams.max_consecutive_skips:
+            raise FloatingPointError(
+                f"{self.consecutive_skips} consecutive meta-updates had a non-finite loss or "
+                f"gradient (model.max_consecutive_skips={self.hparams.max_consecutive_skips}); "
+                "training stopped. Lower model.lr or the inner rates, or check the data."
+            )
+
+    def _log_train(self, terms: dict[str, Tensor], out: TaskOutput, batch: Episode) -> None:
+        metrics = {f"train/{name}": value.detach() for name, value in terms.items()}
+        metrics["train/query_acc"] = episode_accuracy(out.query_logits, batch.query_y).mean()
+        metrics["train/skipped_steps"] = self.skipped_steps.float()
+        for step, loss in enumerate(out.support_losses):
+            metrics[f"train/support_loss/step_{step}"] = loss
+        self.log_dict(metrics, prog_bar=False, batch_size=batch.query_y.shape[0])
+        self.log("acc", metrics["train/query_acc"], prog_bar=True, logger=False)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+
+    # -- evaluation -------------------------------------------------------------------------------
+
+    def _evaluate(self, batch: Episode) -> tuple[Tensor, float]:
+        """Per-episode accuracy [B] and the wall time of adaptation (seconds, data excluded)."""
+        _synchronize(self.device)
+        start = time.perf_counter()
+        with torch.enable_grad():  # the inner loop differentiates even at evaluation
+            out = self(batch)
+        _synchronize(self.device)
+        return episode_accuracy(out.query_logits, batch.query_y), time.perf_counter() - start
+
+    def validation_step(self, batch: Episode, batch_idx: int) -> None:
+        accuracy, _ = self._evaluate(batch)
+        self.val_acc.update(accuracy)
+
+    def on_validation_epoch_end(self) -> None:
+        mean, ci95 = self.val_acc.compute()
+        self.val_acc.reset()
+        self.log_dict({"val/acc": mean, "val/acc_ci95": ci95}, prog_bar=True)
+
+    def on_test_epoch_start(self) -> None:
+        self._adapt_seconds, self._adapt_tasks = 0.0, 0
+
+    def test_step(self, batch: Episode, batch_idx: int) -> None:
+        accuracy, seconds = self._evaluate(batch)
+        self.test_acc.update(accuracy)
+        self._adapt_seconds += seconds
+        self._adapt_tasks += accuracy.numel()
+
+    def on_test_epoch_end(self) -> None:
+        mean, ci95 = self.test_acc.compute()
+        episodes = self.test_acc.count.clone()
+        self.test_acc.reset()
+        adapt_ms = torch.tensor(1000 * self._adapt_seconds / max(self._adapt_tasks, 1))
+        self.log_dict(
+            {
+                "test/acc": mean,
+                "test/acc_ci95": ci95,
+                "test/episodes": episodes.float(),
+                "test/adapt_ms_per_task": adapt_ms,
+            },
+            sync_dist=False,
+        )
+
+    # -- checkpoints ------------------------------------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[CHECKPOINT_KEY] = {"format": 1, "config": self.run_config}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.run_config = checkpoint.get(CHECKPOINT_KEY, {}).get("config")
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -1,0 +1,6 @@
+"""Optimization strategies: where a task's latent codes and classifier weights come from."""
+
+from leo_lightning.strategies.amortized import Amortized
+from leo_lightning.strategies.base import LatentStrategy, ModelDims, Strategy, TaskOutput
+
+__all__ = ["Amortized", "LatentStrategy", "ModelDims", "Strategy", "TaskOutput"]

@@ -1,0 +1,31 @@
+"""`amortized`: an encoder and relation network predict q(z) per class from the support set.
+
+With `model.inner_steps=0 model.finetune_steps=0` this is pure amortized inference (one forward
+pass); with steps it is the paper's LEO.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from leo_lightning.models.distributions import sample_gaussian
+from leo_lightning.models.encoder import Encoder
+from leo_lightning.models.leo import LEONet
+from leo_lightning.models.relation import RelationNetwork
+from leo_lightning.strategies.base import LatentStrategy, ModelDims
+
+
+class Amortized(LatentStrategy):
+    def __init__(self, dims: ModelDims):
+        super().__init__()
+        self.encoder = Encoder(dims.feature_dim, dims.latent_dim, dims.dropout)
+        self.relation = RelationNetwork(dims.latent_dim)
+
+    def initial_latents(
+        self, net: LEONet, support: Tensor, labels: Tensor, n_way: int
+    ) -> tuple[Tensor, Tensor]:
+        params = self.relation(self.encoder(support), labels, n_way)  # [B, N, 2d]
+        return sample_gaussian(params, sample=self.training)
+
+    def regularized_weights(self) -> list[Tensor]:
+        return [self.encoder.linear.weight] + [layer.weight for layer in self.relation.layers]

@@ -1,0 +1,84 @@
+"""The small interface every optimization strategy implements.
+
+A strategy answers one question: given a task's support set, how are its latent codes z and the
+classifier weights f obtained? Everything else (losses, optimizer, clipping, metrics) lives in
+the LightningModule and is the same for every strategy, so a new strategy is one new module.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from leo_lightning.data.episode import Episode
+from leo_lightning.models.leo import LEONet
+
+
+@dataclass(frozen=True)
+class ModelDims:
+    """Sizes a strategy needs to build its own parts."""
+
+    feature_dim: int
+    latent_dim: int
+    dropout: float
+
+
+@dataclass
+class TaskOutput:
+    query_logits: Tensor  # [B, N*Q, N]
+    kl: Tensor  # scalar; zero at evaluation or where there is no latent distribution
+    encoder_penalty: Tensor  # scalar
+    support_losses: list[Tensor] = field(default_factory=list)  # per-task support loss per step
+
+
+def n_way_of(episode: Episode) -> int:
+    """Labels are 0..N-1 in every task, so N is one more than the largest label."""
+    return int(episode.support_y.amax()) + 1
+
+
+class Strategy(nn.Module, ABC):
+    #: False for strategies with nothing to meta-learn: training is skipped.
+    meta_trained: ClassVar[bool] = True
+
+    @abstractmethod
+    def forward(self, net: LEONet, episode: Episode) -> TaskOutput:
+        """Adapt to every task of the (batched) episode and classify its queries."""
+
+    def regularized_weights(self) -> list[Tensor]:
+        """Weight matrices of this strategy that take LEO's L2 penalty."""
+        return []
+
+
+class LatentStrategy(Strategy):
+    """Strategies that start from latent codes: z0 -> latent steps -> decode -> fine-tune.
+
+    Subclasses only say where z0 comes from.
+    """
+
+    @abstractmethod
+    def initial_latents(
+        self, net: LEONet, support: Tensor, labels: Tensor, n_way: int
+    ) -> tuple[Tensor, Tensor]:
+        """support features [B, N*K, F], labels [B, N*K] -> z0 [B, N, d] and its KL (scalar)."""
+
+    def forward(self, net: LEONet, episode: Episode) -> TaskOutput:
+        n_way, n_support = n_way_of(episode), episode.support_y.shape[1]
+        # One backbone pass over support and query: BatchNorm sees the whole meta-batch.
+        both = torch.cat([episode.support_x, episode.query_x], dim=1)
+        support, query = net.features(both).split([n_support, both.shape[1] - n_support], dim=1)
+        z0, kl = self.initial_latents(net, support, episode.support_y, n_way)
+        z, latent_losses = net.adapt_latents(z0, support, episode.support_y)
+        # Pulls the initial code towards the adapted one; only z0 receives the gradient.
+        encoder_penalty = F.mse_loss(z0, z.detach())
+        weights, finetune_losses = net.finetune(net.decode(z), support, episode.support_y)
+        return TaskOutput(
+            query_logits=net.logits(query, weights),
+            kl=kl,
+            encoder_penalty=encoder_penalty,
+            support_losses=latent_losses + finetune_losses,
+        )

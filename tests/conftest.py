@@ -1,0 +1,32 @@
+"""Shared fixtures: tiny datasets and configs so that every test runs in seconds."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from leo_lightning.data.class_pool import ClassPool
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("LEO_PROJECT_ROOT", str(ROOT))
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_threads():
+    torch.manual_seed(0)
+    yield
+
+
+def random_pool(n_classes: int = 12, examples: int = 6, size: int = 28, seed: int = 0) -> ClassPool:
+    """A pool of random uint8 images whose values encode (class, example) for identity checks."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n_classes, examples, 1, size, size), generator=g, dtype=torch.uint8)
+    return ClassPool.from_grouped(images)
+
+
+@pytest.fixture
+def pool() -> ClassPool:
+    return random_pool()
