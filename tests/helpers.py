@@ -1,0 +1,26 @@
+"""Small builders shared by the tests."""
+
+from __future__ import annotations
+
+import torch
+
+from leo_lightning.data.episode import Episode
+from leo_lightning.module import LEOModule
+
+CONV4 = {"_target_": "leo_lightning.models.Conv4", "in_channels": 1, "channels": 8}
+AMORTIZED = {"_target_": "leo_lightning.strategies.Amortized"}
+
+
+def tiny_module(**overrides) -> LEOModule:
+    """A LEO module small enough for unit tests (8-channel Conv4 on 28 px, d = 8)."""
+    kwargs = dict(backbone=CONV4, strategy=AMORTIZED, input_shape=[1, 28, 28], latent_dim=8,
+                  inner_steps=2, finetune_steps=2, channels_last=False, backbone_autocast=None)
+    kwargs.update(overrides)
+    return LEOModule(**kwargs)
+
+
+def random_episode(b: int = 2, n: int = 5, k: int = 1, q: int = 3, seed: int = 0) -> Episode:
+    g = torch.Generator().manual_seed(seed)
+    images = lambda m: torch.randint(0, 256, (b, m, 1, 28, 28), generator=g, dtype=torch.uint8)  # noqa: E731
+    labels = lambda r: torch.randperm(n, generator=g).repeat_interleave(r).repeat(b, 1)  # noqa: E731
+    return Episode(images(n * k), labels(k), images(n * q), labels(q))

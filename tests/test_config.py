@@ -1,0 +1,77 @@
+"""Every config group composes, the documented keys work as written, and mistakes fail early."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ROOT
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from leo_lightning.config import register_configs
+
+register_configs()
+
+
+def compose_train(*overrides: str):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize(
+    "group",
+    ["data", "model", "model/backbone", "strategy", "trainer", "logger", "callbacks", "paths",
+     "experiment", "debug"],
+)
+def test_every_option_of_every_group_composes(group):
+    assert options(group), f"conf/{group} is empty"
+    for option in options(group):
+        key = group.replace("/", ".")
+        cfg = compose_train(f"{key}={option}" if "/" not in group else f"{group}={option}")
+        assert cfg.data.n_way >= 2 and cfg.model._target_ and cfg.strategy._target_
+
+
+def test_eval_config_composes_with_a_checkpoint_path():
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("eval", overrides=["ckpt_path=x.ckpt", "data.test_episodes=600"])
+    assert cfg.ckpt_path == "x.ckpt" and cfg.data.test_episodes == 600
+
+
+DOCUMENTED_KEYS = {
+    "model.latent_dim": 128, "model.inner_lr": 0.5, "model.inner_steps": 3,
+    "model.finetune_steps": 2, "model.finetune_lr": 0.01, "model.first_order": True,
+    "data.n_way": 20, "data.k_shot": 5, "data.n_query": 7, "data.meta_batch_size": 8,
+    "data.image_size": 32, "data.test_episodes": 600, "trainer.max_steps": 17, "seed": 3,
+}
+
+
+@pytest.mark.parametrize(("key", "value"), DOCUMENTED_KEYS.items())
+def test_documented_key_overrides_as_written(key, value):
+    cfg = compose_train(f"{key}={value}")
+    assert OmegaConf.select(cfg, key) == value
+
+
+def test_image_size_reaches_the_model_and_the_dataset():
+    cfg = compose_train("data.image_size=32")
+    assert cfg.model.input_shape == [1, 32, 32] and cfg.data.source.image_size == 32
+
+
+def test_strategy_is_chosen_by_name():
+    assert compose_train("strategy=amortized").strategy._target_.endswith("Amortized")
+
+
+@pytest.mark.parametrize("override", ["model.latnt_dim=3", "data.n_wya=5", "trainer.max_stesp=3"])
+def test_unknown_key_fails_at_composition_naming_it(override):
+    with pytest.raises(ConfigCompositionException, match=override.split("=")[0].split(".")[-1]):
+        compose_train(override)
+
+
+@pytest.mark.parametrize("override", ["model.latent_dim=abc", "data.k_shot=1.5", "seed=x"])
+def test_wrong_type_fails_at_composition_naming_the_key(override):
+    key = override.split("=")[0]
+    with pytest.raises(ConfigCompositionException, match=key.split(".")[-1]):
+        compose_train(override)

@@ -1,0 +1,91 @@
+"""The real entry points in miniature: train.py writes a complete run dir, eval.py reproduces it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+TINY = [
+    "debug=fast",
+    "model.latent_dim=8",
+    "model.backbone.channels=8",
+    "data.eval_batch_size=16",
+    "data.source.examples_per_class=6",
+    "data.n_query=3",
+    "~callbacks.progress_bar",
+    "trainer.enable_progress_bar=false",
+]
+
+
+def run(script: str, tmp_path, *overrides: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, LEO_OUTPUT_DIR=str(tmp_path / "outputs"),
+               LEO_DATA_DIR=str(tmp_path / "data"))
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / script), *overrides],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("train")
+    proc = run("train.py", tmp_path, *TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dirs = list((tmp_path / "outputs" / "runs").glob("*/*"))
+    assert len(run_dirs) == 1
+    return tmp_path, run_dirs[0], proc
+
+
+def test_run_dir_holds_config_log_checkpoints_events_and_results(trained_run):
+    _, run_dir, _ = trained_run
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+    assert (run_dir / "train.log").is_file()
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert list((run_dir / "checkpoints").glob("best-*.ckpt"))
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    results = json.loads((run_dir / "results.json").read_text())
+    for key in ("test/acc", "test/acc_ci95", "test/episodes", "best_ckpt", "strategy",
+                "wall_seconds"):
+        assert key in results
+    assert results["test/episodes"] == 32
+
+
+def test_run_dir_name_has_date_and_microseconds(trained_run):
+    _, run_dir, _ = trained_run
+    date, time_ = run_dir.parent.name, run_dir.name
+    assert len(date.split("-")) == 3 and len(time_.split("-")) == 4 and len(time_.split("-")[3]) == 6
+
+
+def test_eval_reproduces_the_reported_test_accuracy(trained_run):
+    tmp_path, run_dir, _ = trained_run
+    results = json.loads((run_dir / "results.json").read_text())
+    proc = run("eval.py", tmp_path, f"ckpt_path={results['best_ckpt']}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("test/acc = "))
+    assert f"test/acc = {results['test/acc']:.4f}" in line and "(32 episodes)" in line
+
+
+def test_checkpoint_loads_with_weights_only(trained_run):
+    _, run_dir, _ = trained_run
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["leo_lightning"]["config"]["data"]["n_way"] == 5
+
+
+def test_eval_with_a_missing_checkpoint_names_it(tmp_path):
+    proc = run("eval.py", tmp_path, f"ckpt_path={tmp_path}/nope.ckpt")
+    assert proc.returncode != 0 and "nope.ckpt" in proc.stderr and "no such file" in proc.stderr
+
+
+def test_eval_rejects_a_file_that_is_not_a_checkpoint(tmp_path):
+    bogus = tmp_path / "bogus.ckpt"
+    bogus.write_text("not a checkpoint")
+    proc = run("eval.py", tmp_path, f"ckpt_path={bogus}")
+    assert proc.returncode != 0 and "could not be read" in proc.stderr
