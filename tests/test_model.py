@@ -147,3 +147,20 @@ def test_query_loss_is_mean_cross_entropy():
     terms = module.meta_loss(out, episode.query_y)
     expected = F.cross_entropy(out.query_logits.flatten(0, 1), episode.query_y.flatten())
     assert torch.isclose(terms["query_loss"], expected)
+
+
+def test_pixel_nearest_neighbour_copies_the_label_of_the_closest_support_image():
+    from leo_lightning.baselines import pixel_nearest_neighbour
+    from leo_lightning.data.episode import Episode
+
+    support = torch.stack([torch.full((1, 2, 2), v, dtype=torch.uint8) for v in (0, 100, 200)])
+    query = torch.stack([torch.full((1, 2, 2), v, dtype=torch.uint8) for v in (190, 10, 120)])
+    episode = Episode(support[None], torch.tensor([[2, 0, 1]]), query[None], torch.zeros(1, 3))
+    assert pixel_nearest_neighbour(episode).tolist() == [[1, 2, 0]]
+
+
+def test_universal_starts_every_class_from_the_same_learned_latent():
+    module = tiny_module(strategy={"_target_": "leo_lightning.strategies.Universal"})
+    grads = meta_gradients(module, random_episode())
+    assert grads["strategy.z_meta"].abs().sum() > 0
+    assert not any(name.startswith("strategy.encoder") for name in grads)

@@ -2,5 +2,6 @@
 
 from leo_lightning.strategies.amortized import Amortized
 from leo_lightning.strategies.base import LatentStrategy, ModelDims, Strategy, TaskOutput
+from leo_lightning.strategies.universal import Universal
 
-__all__ = ["Amortized", "LatentStrategy", "ModelDims", "Strategy", "TaskOutput"]
+__all__ = ["Amortized", "LatentStrategy", "ModelDims", "Strategy", "TaskOutput", "Universal"]

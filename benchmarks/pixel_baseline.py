@@ -1,0 +1,50 @@
+"""Nearest neighbour in pixel space on the fixed test episodes of any data config.
+
+    python benchmarks/pixel_baseline.py [data=glyphs] [data.k_shot=5 ...]
+
+Prints JSON: test accuracy ± 95% CI over the same episodes that scripts/train.py tests on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("LEO_PROJECT_ROOT", str(ROOT))
+
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+
+from leo_lightning.baselines import pixel_nearest_neighbour  # noqa: E402
+from leo_lightning.config import register_configs  # noqa: E402
+from leo_lightning.metrics import EpisodeAccuracy  # noqa: E402
+
+
+def main(overrides: list[str]) -> dict:
+    register_configs()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    metric = EpisodeAccuracy()
+    for episode in datamodule.test_dataloader():
+        metric.update((pixel_nearest_neighbour(episode) == episode.query_y).float().mean(-1))
+    mean, ci95 = metric.compute()
+    return {
+        "method": "pixel nearest neighbour",
+        "data": cfg.data.source._target_.rsplit(".", 1)[-1],
+        "n_way": cfg.data.n_way,
+        "k_shot": cfg.data.k_shot,
+        "split": "test",
+        "test/acc": round(float(mean), 4),
+        "test/acc_ci95": round(float(ci95), 4),
+        "test/episodes": int(metric.count),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1:]), indent=2))

@@ -1,0 +1,27 @@
+"""`universal`: one meta-learned starting point (z_meta, f_meta) for every task, MAML-style.
+
+z_meta is a single learned latent used for every class slot, because labels are exchangeable:
+no slot may start out different from another. f_meta is the meta-learned backbone, decoder and
+rates that the module already holds. Each task then takes the latent and fine-tuning steps,
+and meta-training differentiates through them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from leo_lightning.models.leo import LEONet
+from leo_lightning.strategies.base import LatentStrategy, ModelDims
+
+
+class Universal(LatentStrategy):
+    def __init__(self, dims: ModelDims):
+        super().__init__()
+        self.z_meta = nn.Parameter(torch.zeros(dims.latent_dim))
+
+    def initial_latents(
+        self, net: LEONet, support: Tensor, labels: Tensor, n_way: int
+    ) -> tuple[Tensor, Tensor]:
+        z0 = self.z_meta.expand(support.shape[0], n_way, -1)  # [B, N, d], same for every class
+        return z0, support.new_zeros(())
