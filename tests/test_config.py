@@ -75,3 +75,15 @@ def test_wrong_type_fails_at_composition_naming_the_key(override):
     key = override.split("=")[0]
     with pytest.raises(ConfigCompositionException, match=key.split(".")[-1]):
         compose_train(override)
+
+
+def test_per_task_brings_its_own_step_budget_and_the_command_line_still_wins():
+    cfg = compose_train("strategy=per_task")
+    assert cfg.model.inner_steps == 100 and cfg.model.finetune_steps == 0
+    assert cfg.strategy.reconstruction_weight == 10.0
+    assert compose_train("strategy=per_task", "model.inner_steps=7").model.inner_steps == 7
+
+
+def test_strategy_keys_are_checked_against_their_schema():
+    with pytest.raises(ConfigCompositionException, match="lrr"):
+        compose_train("strategy=per_task", "strategy.lrr=1")

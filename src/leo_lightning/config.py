@@ -83,6 +83,14 @@ class StrategySchema:
 
 
 @dataclass
+class PerTaskSchema(StrategySchema):
+    lr: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
+    reconstruction_weight: float = 10.0
+    seed: int = 0
+
+
+@dataclass
 class TrainerSchema:
     _target_: str = "lightning.pytorch.Trainer"
     accelerator: str = "auto"
@@ -142,4 +150,5 @@ def register_configs() -> None:
     cs.store(group="data", name="schema_glyphs", node=GlyphsDataSchema)
     cs.store(group="model", name="schema_leo", node=LEOSchema)
     cs.store(group="strategy", name="schema_strategy", node=StrategySchema)
+    cs.store(group="strategy", name="schema_per_task", node=PerTaskSchema)
     cs.store(group="trainer", name="schema_trainer", node=TrainerSchema)

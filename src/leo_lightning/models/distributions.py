@@ -41,3 +41,8 @@ def sample_gaussian(
 def weight_std_offset(feature_dim: int, n_way: int) -> float:
     """The Glorot-sized floor the original adds to the classifier weights' std."""
     return math.sqrt(2.0 / (feature_dim + n_way))
+
+
+def kl_to_standard_normal(mean: Tensor, std: Tensor) -> Tensor:
+    """Closed-form KL(N(mean, std^2) || N(0, 1)) per element."""
+    return 0.5 * (mean.square() + std.square() - 1.0) - std.log()

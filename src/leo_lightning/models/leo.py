@@ -4,6 +4,7 @@ and the two gradient-based adaptation loops with their learned per-dimension rat
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -67,20 +68,22 @@ class LEONet(nn.Module):
 
     # -- features and classifier ------------------------------------------------------------------
 
-    def features(self, x: Tensor) -> Tensor:
+    def features(self, x: Tensor, backbone: Callable[[Tensor], Tensor] | None = None) -> Tensor:
         """[..., *input_shape] (uint8 images or float features) -> unit-norm [..., F], float32.
 
         All examples go through the backbone as one batch, so in training BatchNorm normalises
         over the whole meta-batch. Unit norm keeps the summed inner loss on the scale that the
         original's rates (alpha init 1.0) were tuned for; raw Conv4 features diverge.
+        `backbone` replaces the shared one (per-task strategies bring their own weights).
         """
+        backbone = backbone or self.backbone
         lead = x.shape[: x.ndim - len(self.input_shape)]
         x = x.reshape(-1, *self.input_shape)
         x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
         if self.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast(x.device):
-            out = self.backbone(x)
+            out = backbone(x)
         return F.normalize(out.float(), dim=-1).reshape(*lead, -1)
 
     def _autocast(self, device: torch.device):
