@@ -12,12 +12,18 @@ os.environ.setdefault("LEO_PROJECT_ROOT", str(ROOT))
 
 from leo_lightning.cli.train import train  # noqa: E402
 from leo_lightning.config import register_configs  # noqa: E402
+from leo_lightning.validation import ConfigError, validate  # noqa: E402
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path=str(ROOT / "conf"), config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    try:
+        validate(cfg)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        sys.exit(2)
     results = train(cfg)
     return results.get("best_val_acc")
 

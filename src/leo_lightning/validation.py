@@ -1,0 +1,120 @@
+"""Value rules for a composed config, checked before any data is prepared or any step is run.
+
+Types and key names are the schemas' job (config.py); this module checks what a type cannot
+say: ranges and the rules that tie keys together. Every problem is reported, not just the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """The composed config breaks one or more rules; the message lists every problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class Rule:
+    key: str
+    check: Callable[[Any], bool]
+    expected: str
+
+
+def _at_least(n: int) -> Callable[[Any], bool]:
+    return lambda v: v >= n
+
+
+def _positive(v: Any) -> bool:
+    return v > 0
+
+
+RULES = (
+    Rule("data.n_way", _at_least(2), ">= 2"),
+    Rule("data.k_shot", _at_least(1), ">= 1"),
+    Rule("data.n_query", _at_least(1), ">= 1"),
+    Rule("data.meta_batch_size", _at_least(1), ">= 1"),
+    Rule("data.eval_batch_size", _at_least(1), ">= 1"),
+    Rule("data.val_episodes", _at_least(1), ">= 1"),
+    Rule("data.test_episodes", _at_least(1), ">= 1"),
+    Rule("data.num_workers", _at_least(0), ">= 0"),
+    Rule("model.latent_dim", _at_least(1), ">= 1"),
+    Rule("model.inner_steps", _at_least(0), ">= 0"),
+    Rule("model.finetune_steps", _at_least(0), ">= 0"),
+    Rule("model.inner_lr", _positive, "> 0"),
+    Rule("model.finetune_lr", _positive, "> 0"),
+    Rule("model.lr", _positive, "> 0"),
+    Rule("model.dropout", lambda v: 0 <= v < 1, "in [0, 1)"),
+    Rule("model.kl_weight", _at_least(0), ">= 0"),
+    Rule("model.encoder_penalty_weight", _at_least(0), ">= 0"),
+    Rule("model.l2_weight", _at_least(0), ">= 0"),
+    Rule("model.orthogonality_weight", _at_least(0), ">= 0"),
+    Rule("model.grad_clip_value", _positive, "> 0"),
+    Rule("model.grad_clip_norm", _positive, "> 0"),
+    Rule("model.max_consecutive_skips", _at_least(1), ">= 1"),
+    Rule("trainer.max_steps", lambda v: v >= 1 or v == -1, ">= 1 (or -1 for no limit)"),
+)
+
+
+def config_problems(cfg: DictConfig) -> list[str]:
+    """Every broken rule, one message each naming the key, the value and the rule."""
+    problems = []
+    for rule in RULES:
+        value = OmegaConf.select(cfg, rule.key, default=None)
+        if value is not None and not rule.check(value):
+            problems.append(f"{rule.key}={value!r}: must be {rule.expected}")
+    problems += _image_size_problems(cfg)
+    problems += _split_capacity_problems(cfg)
+    return problems
+
+
+def validate(cfg: DictConfig) -> None:
+    problems = config_problems(cfg)
+    if problems:
+        raise ConfigError(problems)
+
+
+def _image_size_problems(cfg: DictConfig) -> list[str]:
+    """A Conv4 halves the image depth times; below 2**depth pixels nothing is left to pool."""
+    size = OmegaConf.select(cfg, "data.image_size", default=None)
+    backbone = OmegaConf.select(cfg, "model.backbone._target_", default="") or ""
+    if size is None or not backbone.endswith("Conv4"):
+        return []
+    depth = OmegaConf.select(cfg, "model.backbone.depth", default=4)
+    minimum = 2**depth
+    if size < minimum:
+        return [f"data.image_size={size}: must be >= {minimum} for a Conv4 of depth {depth}"]
+    return []
+
+
+def _split_capacity_problems(cfg: DictConfig) -> list[str]:
+    """Sources that declare their sizes in the config (glyphs) are checked before rendering;
+    the others are checked against the loaded data by the DataModule."""
+    source = OmegaConf.select(cfg, "data.source", default=None)
+    n_way = OmegaConf.select(cfg, "data.n_way", default=None)
+    needed = (OmegaConf.select(cfg, "data.k_shot", default=0) or 0) + (
+        OmegaConf.select(cfg, "data.n_query", default=0) or 0
+    )
+    if source is None or n_way is None:
+        return []
+    problems = []
+    per_class = source.get("examples_per_class")
+    if per_class is not None and per_class < needed:
+        problems.append(
+            f"data.source.examples_per_class={per_class}: must be >= data.k_shot + data.n_query "
+            f"= {needed}"
+        )
+    for split in ("train", "val", "test"):
+        classes = source.get(f"{split}_classes")
+        if classes is not None and classes < n_way:
+            problems.append(
+                f"data.source.{split}_classes={classes}: must be >= data.n_way = {n_way}"
+            )
+    return problems
