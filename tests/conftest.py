@@ -23,7 +23,9 @@ def _deterministic_threads():
 def random_pool(n_classes: int = 12, examples: int = 6, size: int = 28, seed: int = 0) -> ClassPool:
     """A pool of random uint8 images whose values encode (class, example) for identity checks."""
     g = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (n_classes, examples, 1, size, size), generator=g, dtype=torch.uint8)
+    images = torch.randint(
+        0, 256, (n_classes, examples, 1, size, size), generator=g, dtype=torch.uint8
+    )
     return ClassPool.from_grouped(images)
 
 

@@ -13,8 +13,16 @@ AMORTIZED = {"_target_": "leo_lightning.strategies.Amortized"}
 
 def tiny_module(**overrides) -> LEOModule:
     """A LEO module small enough for unit tests (8-channel Conv4 on 28 px, d = 8)."""
-    kwargs = dict(backbone=CONV4, strategy=AMORTIZED, input_shape=[1, 28, 28], latent_dim=8,
-                  inner_steps=2, finetune_steps=2, channels_last=False, backbone_autocast=None)
+    kwargs = dict(
+        backbone=CONV4,
+        strategy=AMORTIZED,
+        input_shape=[1, 28, 28],
+        latent_dim=8,
+        inner_steps=2,
+        finetune_steps=2,
+        channels_last=False,
+        backbone_autocast=None,
+    )
     kwargs.update(overrides)
     return LEOModule(**kwargs)
 

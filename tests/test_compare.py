@@ -13,12 +13,20 @@ from leo_lightning.cli.compare import compare
 def fake_job(root, num, strategy, steps, acc=None):
     job = root / str(num)
     (job / ".hydra").mkdir(parents=True)
-    config = {"strategy": {"_target_": f"leo_lightning.strategies.{strategy}"},
-              "model": {"inner_steps": steps, "finetune_steps": steps}}
+    config = {
+        "strategy": {"_target_": f"leo_lightning.strategies.{strategy}"},
+        "model": {"inner_steps": steps, "finetune_steps": steps},
+    }
     (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     if acc is not None:
-        results = {"strategy": strategy, "test/acc": acc, "test/acc_ci95": 0.01,
-                   "test/adapt_ms_per_task": 3.0 + steps, "fit_seconds": 12.0, "test/episodes": 100}
+        results = {
+            "strategy": strategy,
+            "test/acc": acc,
+            "test/acc_ci95": 0.01,
+            "test/adapt_ms_per_task": 3.0 + steps,
+            "fit_seconds": 12.0,
+            "test/episodes": 100,
+        }
         (job / "results.json").write_text(json.dumps(results))
 
 

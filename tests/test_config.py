@@ -24,8 +24,18 @@ def options(group: str) -> list[str]:
 
 @pytest.mark.parametrize(
     "group",
-    ["data", "model", "model/backbone", "strategy", "trainer", "logger", "callbacks", "paths",
-     "experiment", "debug"],
+    [
+        "data",
+        "model",
+        "model/backbone",
+        "strategy",
+        "trainer",
+        "logger",
+        "callbacks",
+        "paths",
+        "experiment",
+        "debug",
+    ],
 )
 def test_every_option_of_every_group_composes(group):
     assert options(group), f"conf/{group} is empty"
@@ -42,10 +52,20 @@ def test_eval_config_composes_with_a_checkpoint_path():
 
 
 DOCUMENTED_KEYS = {
-    "model.latent_dim": 128, "model.inner_lr": 0.5, "model.inner_steps": 3,
-    "model.finetune_steps": 2, "model.finetune_lr": 0.01, "model.first_order": True,
-    "data.n_way": 20, "data.k_shot": 5, "data.n_query": 7, "data.meta_batch_size": 8,
-    "data.image_size": 32, "data.test_episodes": 600, "trainer.max_steps": 17, "seed": 3,
+    "model.latent_dim": 128,
+    "model.inner_lr": 0.5,
+    "model.inner_steps": 3,
+    "model.finetune_steps": 2,
+    "model.finetune_lr": 0.01,
+    "model.first_order": True,
+    "data.n_way": 20,
+    "data.k_shot": 5,
+    "data.n_query": 7,
+    "data.meta_batch_size": 8,
+    "data.image_size": 32,
+    "data.test_episodes": 600,
+    "trainer.max_steps": 17,
+    "seed": 3,
 }
 
 

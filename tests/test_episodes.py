@@ -44,7 +44,9 @@ def test_each_label_is_one_class_and_classes_are_distinct():
     for index in range(50):
         ep = draw(pool, index=index)
         classes = {}
-        for x, y in zip(torch.cat([ep.support_x, ep.query_x]), torch.cat([ep.support_y, ep.query_y])):
+        for x, y in zip(
+            torch.cat([ep.support_x, ep.query_x]), torch.cat([ep.support_y, ep.query_y])
+        ):
             classes.setdefault(int(y), set()).add(int(x) // examples)
         assert all(len(c) == 1 for c in classes.values())
         assert len({c.pop() for c in classes.values()}) == 5
@@ -123,7 +125,10 @@ def test_training_stream_differs_between_ranks_and_resumes_by_batch():
     shape = EpisodeShape(5, 1, 3)
     rank0 = EpisodeStream(id_pool(), shape, seed=1, batch_size=2, rank=0, world_size=2)
     rank1 = EpisodeStream(id_pool(), shape, seed=1, batch_size=2, rank=1, world_size=2)
-    a, b = _as_list(DataLoader(rank0, batch_size=2), 3), _as_list(DataLoader(rank1, batch_size=2), 3)
+    a, b = (
+        _as_list(DataLoader(rank0, batch_size=2), 3),
+        _as_list(DataLoader(rank1, batch_size=2), 3),
+    )
     assert not any(torch.equal(x.support_x, y.support_x) for x, y in zip(a, b))
     resumed = EpisodeStream(id_pool(), shape, seed=1, batch_size=2, world_size=2, start_batch=2)
     assert _equal_batches(a[2:], _as_list(DataLoader(resumed, batch_size=2), 1))
@@ -144,8 +149,15 @@ class PoolSource:
 
 def make_datamodule(**overrides):
     pools = {"train": id_pool(10), "val": id_pool(6), "test": id_pool(6)}
-    kwargs = dict(n_way=5, k_shot=1, n_query=3, meta_batch_size=2, eval_batch_size=4,
-                  val_episodes=8, test_episodes=8)
+    kwargs = dict(
+        n_way=5,
+        k_shot=1,
+        n_query=3,
+        meta_batch_size=2,
+        eval_batch_size=4,
+        val_episodes=8,
+        test_episodes=8,
+    )
     kwargs.update(overrides)
     dm = EpisodicDataModule(PoolSource(pools), **kwargs)
     dm.setup("fit")
@@ -165,8 +177,9 @@ def test_val_and_test_episodes_identical_across_datamodule_instances():
 
 def test_training_seed_changes_stream_but_not_eval_episodes():
     a, b = make_datamodule(train_seed=1), make_datamodule(train_seed=2)
-    assert not torch.equal(next(iter(a.train_dataloader())).support_x,
-                           next(iter(b.train_dataloader())).support_x)
+    assert not torch.equal(
+        next(iter(a.train_dataloader())).support_x, next(iter(b.train_dataloader())).support_x
+    )
     assert _equal_batches(list(a.test_dataloader()), list(b.test_dataloader()))
 
 

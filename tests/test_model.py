@@ -24,8 +24,14 @@ def meta_gradients(module, episode, seed=0):
 
 def test_meta_gradient_reaches_every_part_through_the_inner_loop():
     grads = meta_gradients(tiny_module(), random_episode())
-    for part in ("net.backbone.", "net.decoder.", "strategy.encoder.", "strategy.relation.",
-                 "net.inner_lr", "net.finetune_lr"):
+    for part in (
+        "net.backbone.",
+        "net.decoder.",
+        "strategy.encoder.",
+        "strategy.relation.",
+        "net.inner_lr",
+        "net.finetune_lr",
+    ):
         hits = [g for name, g in grads.items() if name.startswith(part)]
         assert hits and all(g.abs().sum() > 0 for g in hits), part
 
@@ -36,7 +42,9 @@ def test_first_and_second_order_meta_gradients_differ():
     first.load_state_dict(second.state_dict())
     g2, g1 = meta_gradients(second, random_episode()), meta_gradients(first, random_episode())
     assert set(g1) == set(g2)
-    assert not torch.allclose(g1["strategy.encoder.linear.weight"], g2["strategy.encoder.linear.weight"])
+    assert not torch.allclose(
+        g1["strategy.encoder.linear.weight"], g2["strategy.encoder.linear.weight"]
+    )
     assert g1["net.inner_lr"].abs().sum() > 0  # first order still learns the rates
 
 
@@ -92,7 +100,9 @@ def test_encoder_penalty_gradient_reaches_only_the_initial_code():
         out.encoder_penalty, module.net.decoder.linear.weight, allow_unused=True
     )[0]
     assert decoder_grad is None or decoder_grad.abs().sum() == 0
-    encoder_grad = torch.autograd.grad(out.encoder_penalty, module.strategy.encoder.linear.weight)[0]
+    encoder_grad = torch.autograd.grad(out.encoder_penalty, module.strategy.encoder.linear.weight)[
+        0
+    ]
     assert encoder_grad.abs().sum() > 0
 
 

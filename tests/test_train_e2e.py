@@ -26,11 +26,15 @@ TINY = [
 
 
 def run(script: str, tmp_path, *overrides: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, LEO_OUTPUT_DIR=str(tmp_path / "outputs"),
-               LEO_DATA_DIR=str(tmp_path / "data"))
+    env = dict(
+        os.environ, LEO_OUTPUT_DIR=str(tmp_path / "outputs"), LEO_DATA_DIR=str(tmp_path / "data")
+    )
     return subprocess.run(
         [sys.executable, str(ROOT / "scripts" / script), *overrides],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -52,8 +56,14 @@ def test_run_dir_holds_config_log_checkpoints_events_and_results(trained_run):
     assert list((run_dir / "checkpoints").glob("best-*.ckpt"))
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     results = json.loads((run_dir / "results.json").read_text())
-    for key in ("test/acc", "test/acc_ci95", "test/episodes", "best_ckpt", "strategy",
-                "wall_seconds"):
+    for key in (
+        "test/acc",
+        "test/acc_ci95",
+        "test/episodes",
+        "best_ckpt",
+        "strategy",
+        "wall_seconds",
+    ):
         assert key in results
     assert results["test/episodes"] == 32
 
@@ -61,7 +71,9 @@ def test_run_dir_holds_config_log_checkpoints_events_and_results(trained_run):
 def test_run_dir_name_has_date_and_microseconds(trained_run):
     _, run_dir, _ = trained_run
     date, time_ = run_dir.parent.name, run_dir.name
-    assert len(date.split("-")) == 3 and len(time_.split("-")) == 4 and len(time_.split("-")[3]) == 6
+    assert (
+        len(date.split("-")) == 3 and len(time_.split("-")) == 4 and len(time_.split("-")[3]) == 6
+    )
 
 
 def test_eval_reproduces_the_reported_test_accuracy(trained_run):

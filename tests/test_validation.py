@@ -15,18 +15,28 @@ from leo_lightning.validation import RULES, config_problems
 
 BASE = compose_train()
 VALID_VALUES = {
-    "data.n_way": st.integers(2, 20), "data.k_shot": st.integers(1, 5),
-    "data.n_query": st.integers(1, 15), "model.latent_dim": st.integers(1, 256),
-    "model.inner_steps": st.integers(0, 20), "model.inner_lr": st.floats(1e-6, 10),
-    "model.dropout": st.floats(0, 0.99), "data.image_size": st.integers(16, 128),
+    "data.n_way": st.integers(2, 20),
+    "data.k_shot": st.integers(1, 5),
+    "data.n_query": st.integers(1, 15),
+    "model.latent_dim": st.integers(1, 256),
+    "model.inner_steps": st.integers(0, 20),
+    "model.inner_lr": st.floats(1e-6, 10),
+    "model.dropout": st.floats(0, 0.99),
+    "data.image_size": st.integers(16, 128),
 }
 INVALID_VALUES = {
-    "data.n_way": st.integers(-5, 1), "data.k_shot": st.integers(-5, 0),
-    "data.n_query": st.integers(-5, 0), "model.latent_dim": st.integers(-5, 0),
-    "model.inner_steps": st.integers(-9, -1), "model.finetune_steps": st.integers(-9, -1),
-    "model.inner_lr": st.floats(-10, 0), "model.finetune_lr": st.floats(-10, 0),
-    "model.lr": st.floats(-1, 0), "data.meta_batch_size": st.integers(-3, 0),
-    "data.test_episodes": st.integers(-3, 0), "data.image_size": st.integers(1, 15),
+    "data.n_way": st.integers(-5, 1),
+    "data.k_shot": st.integers(-5, 0),
+    "data.n_query": st.integers(-5, 0),
+    "model.latent_dim": st.integers(-5, 0),
+    "model.inner_steps": st.integers(-9, -1),
+    "model.finetune_steps": st.integers(-9, -1),
+    "model.inner_lr": st.floats(-10, 0),
+    "model.finetune_lr": st.floats(-10, 0),
+    "model.lr": st.floats(-1, 0),
+    "data.meta_batch_size": st.integers(-3, 0),
+    "data.test_episodes": st.integers(-3, 0),
+    "data.image_size": st.integers(1, 15),
     "model.dropout": st.floats(1, 5),
 }
 
@@ -49,8 +59,11 @@ def test_valid_values_pass(values):
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.sampled_from(sorted(INVALID_VALUES)).flatmap(
-    lambda key: st.tuples(st.just(key), INVALID_VALUES[key])))
+@given(
+    st.sampled_from(sorted(INVALID_VALUES)).flatmap(
+        lambda key: st.tuples(st.just(key), INVALID_VALUES[key])
+    )
+)
 def test_every_invalid_value_is_rejected_naming_its_key(key_value):
     key, value = key_value
     problems = config_problems(with_values({key: value}))
@@ -66,7 +79,9 @@ def test_every_rule_key_exists_in_the_default_config():
 
 def test_episode_shape_is_checked_against_the_dataset_sizes():
     problems = config_problems(with_values({"data.k_shot": 10, "data.n_query": 15}))
-    assert "data.source.examples_per_class=20: must be >= data.k_shot + data.n_query = 25" in problems
+    assert (
+        "data.source.examples_per_class=20: must be >= data.k_shot + data.n_query = 25" in problems
+    )
 
 
 def test_all_problems_are_reported_at_once():
@@ -76,9 +91,14 @@ def test_all_problems_are_reported_at_once():
 def test_train_script_exits_2_before_any_work(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "train.py"), "data.n_way=1", "model.lr=-1"],
-        env={"LEO_OUTPUT_DIR": str(tmp_path / "out"), "LEO_DATA_DIR": str(tmp_path / "data"),
-             "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=120,
+        env={
+            "LEO_OUTPUT_DIR": str(tmp_path / "out"),
+            "LEO_DATA_DIR": str(tmp_path / "data"),
+            "PATH": "/usr/bin:/bin",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "data.n_way=1: must be >= 2" in proc.stderr and "model.lr=-1" in proc.stderr

@@ -38,7 +38,7 @@ class DataSchema:
 
 @dataclass
 class GlyphSourceSchema:
-    _target_: str = "leo_lightning.data.glyph_source.GlyphSource"
+    _target_: str = "leo_lightning.data.glyphs.GlyphSource"
     root: str = MISSING
     image_size: int = 28
     seed: int = 0

@@ -90,13 +90,16 @@ class LEOModule(L.LightningModule):
         # backward runs about 10x slower on x86 CPUs unless subnormals are flushed to zero.
         torch.set_flush_denormal(True)
 
+    def teardown(self, stage: str) -> None:
+        torch.set_flush_denormal(False)  # the process default; leave no global change behind
+
     # -- the meta-objective ---------------------------------------------------------------------
 
     def forward(self, episode: Episode) -> TaskOutput:
         return self.strategy(self.net, episode)
 
     def meta_loss(self, out: TaskOutput, query_y: Tensor) -> dict[str, Tensor]:
-        """Mean query cross-entropy + beta KL + gamma encoder penalty + lambda1 L2 + lambda2 orth."""
+        """Mean query cross-entropy + beta KL + gamma encoder penalty + lambda1 L2 + lambda2 orth"""
         hp = self.hparams
         query_loss = F.cross_entropy(out.query_logits.flatten(0, 1), query_y.flatten())
         weights = [self.net.decoder.linear.weight, *self.strategy.regularized_weights()]

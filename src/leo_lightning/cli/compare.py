@@ -81,7 +81,9 @@ def markdown_table(results: list[JobResult]) -> str:
                 f"{r.fit_seconds:.0f}" if r.fit_seconds is not None else "",
             ]
         lines.append(
-            f"| {r.job} | {r.strategy} | {r.inner_steps} | {r.finetune_steps} | " + " | ".join(cells) + " |"
+            f"| {r.job} | {r.strategy} | {r.inner_steps} | {r.finetune_steps} | "
+            + " | ".join(cells)
+            + " |"
         )
     return "\n".join(lines) + "\n"
 

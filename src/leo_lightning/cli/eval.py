@@ -48,7 +48,9 @@ def eval_data_config(cfg: DictConfig, stored: dict) -> DictConfig:
     if any(o.split("=", 1)[0].lstrip("+~") == "data" for o in overrides):
         return cfg.data
     data = OmegaConf.create(stored["data"])
-    dotlist = [o.lstrip("+")[len("data."):] for o in overrides if o.lstrip("+").startswith("data.")]
+    dotlist = [
+        o.lstrip("+")[len("data.") :] for o in overrides if o.lstrip("+").startswith("data.")
+    ]
     return OmegaConf.merge(data, OmegaConf.from_dotlist(dotlist))
 
 

@@ -32,7 +32,9 @@ def train(cfg: DictConfig) -> dict:
     if module.strategy.meta_trained:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     else:
-        log.info("strategy %s has nothing to meta-train: skipping fit", type(module.strategy).__name__)
+        log.info(
+            "strategy %s has nothing to meta-train: skipping fit", type(module.strategy).__name__
+        )
     fit_seconds = time.perf_counter() - started
 
     best_ckpt = _best_checkpoint(trainer)

@@ -21,9 +21,7 @@ def split_gaussian(params: Tensor, std_offset: float = 0.0) -> tuple[Tensor, Ten
     return mean, std
 
 
-def sample_gaussian(
-    params: Tensor, sample: bool, std_offset: float = 0.0
-) -> tuple[Tensor, Tensor]:
+def sample_gaussian(params: Tensor, sample: bool, std_offset: float = 0.0) -> tuple[Tensor, Tensor]:
     """A reparameterised sample and the one-sample KL(q || N(0, I)), averaged over elements.
 
     Without sampling (evaluation) the mean is returned and the KL is zero, as in the original.

@@ -109,7 +109,7 @@ class LEONet(nn.Module):
         logits = self.logits(features, weights)
         return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="sum")
 
-    # -- adaptation ---------------------------------------------------------------------------------
+    # -- adaptation --------------------------------------------------------------------------
 
     def adapt_latents(
         self, latents: Tensor, features: Tensor, labels: Tensor

@@ -5,4 +5,12 @@ from leo_lightning.strategies.base import LatentStrategy, ModelDims, Strategy, T
 from leo_lightning.strategies.per_task import PerTask
 from leo_lightning.strategies.universal import Universal
 
-__all__ = ["Amortized", "LatentStrategy", "ModelDims", "PerTask", "Strategy", "TaskOutput", "Universal"]
+__all__ = [
+    "Amortized",
+    "LatentStrategy",
+    "ModelDims",
+    "PerTask",
+    "Strategy",
+    "TaskOutput",
+    "Universal",
+]

@@ -65,7 +65,9 @@ class PerTask(Strategy):
                 mean, std = split_gaussian(state["q_z"])  # [B, N, d] each
                 z = mean + std * torch.randn_like(std)
                 logits = support @ self._weights(state, z).transpose(1, 2)  # [B, N*K, N]
-                nll = F.cross_entropy(logits.flatten(0, 1), episode.support_y.flatten(), reduction="sum")
+                nll = F.cross_entropy(
+                    logits.flatten(0, 1), episode.support_y.flatten(), reduction="sum"
+                )
                 kl = kl_to_standard_normal(mean, std).sum()
                 loss = kl + self.reconstruction_weight * nll  # tasks are independent: sum them
                 optimizer.zero_grad(set_to_none=True)
@@ -105,7 +107,9 @@ class PerTask(Strategy):
         d = self.dims.latent_dim
         bound = math.sqrt(6.0 / (d + 2 * feature_dim))
         decoder = (torch.rand(n_tasks, 2 * feature_dim, d, generator=g) * 2 - 1) * bound
-        q_z = torch.cat([torch.zeros(n_tasks, n_way, d), torch.full((n_tasks, n_way, d), math.log(2.0))], -1)
+        q_z = torch.cat(
+            [torch.zeros(n_tasks, n_way, d), torch.full((n_tasks, n_way, d), math.log(2.0))], -1
+        )
         return {"decoder": decoder.to(device), "q_z": q_z.to(device)}
 
     @staticmethod
@@ -116,4 +120,4 @@ class PerTask(Strategy):
 
 
 def _backbone(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    return {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+    return {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
