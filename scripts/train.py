@@ -25,7 +25,7 @@ def main(cfg: DictConfig) -> float | None:
         print(error, file=sys.stderr)
         sys.exit(2)
     results = train(cfg)
-    return results.get("best_val_acc")
+    return results.get(cfg.optimized_metric)
 
 
 if __name__ == "__main__":

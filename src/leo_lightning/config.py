@@ -121,7 +121,7 @@ class TrainSchema:
     seed: int = 42
     ckpt_path: Optional[str] = None
     test: bool = True
-    optimized_metric: str = "val/acc"
+    optimized_metric: str = "best_val_acc"
     data: Any = MISSING
     model: Any = MISSING
     strategy: Any = MISSING
