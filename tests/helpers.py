@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from leo_lightning.data import ClassPool, EpisodicDataModule
 from leo_lightning.data.episode import Episode
 from leo_lightning.module import LEOModule
 
@@ -32,3 +33,41 @@ def random_episode(b: int = 2, n: int = 5, k: int = 1, q: int = 3, seed: int = 0
     images = lambda m: torch.randint(0, 256, (b, m, 1, 28, 28), generator=g, dtype=torch.uint8)  # noqa: E731
     labels = lambda r: torch.randperm(n, generator=g).repeat_interleave(r).repeat(b, 1)  # noqa: E731
     return Episode(images(n * k), labels(k), images(n * q), labels(q))
+
+
+class PoolSource:
+    """A data source over in-memory pools, standing in for a real dataset."""
+
+    def __init__(self, pools):
+        self.pools = pools
+
+    def prepare(self):
+        pass
+
+    def load(self):
+        return self.pools
+
+
+def random_image_datamodule(**overrides) -> EpisodicDataModule:
+    """5-way 1-shot episodes of random 28 px images: for mechanics, not for learning."""
+    g = torch.Generator().manual_seed(0)
+
+    def pool(n_classes):
+        images = torch.randint(0, 256, (n_classes, 6, 1, 28, 28), generator=g, dtype=torch.uint8)
+        return ClassPool.from_grouped(images)
+
+    kwargs = dict(
+        image_size=28,
+        channels=1,
+        n_way=5,
+        k_shot=1,
+        n_query=3,
+        meta_batch_size=2,
+        eval_batch_size=4,
+        val_episodes=4,
+        test_episodes=4,
+    )
+    kwargs.update(overrides)
+    return EpisodicDataModule(
+        PoolSource({"train": pool(10), "val": pool(5), "test": pool(5)}), **kwargs
+    )

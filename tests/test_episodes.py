@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 import torch
+from helpers import PoolSource
 from torch.utils.data import DataLoader
 
 from leo_lightning.data import ClassPool, EpisodicDataModule
@@ -132,19 +133,6 @@ def test_training_stream_differs_between_ranks_and_resumes_by_batch():
     assert not any(torch.equal(x.support_x, y.support_x) for x, y in zip(a, b))
     resumed = EpisodeStream(id_pool(), shape, seed=1, batch_size=2, world_size=2, start_batch=2)
     assert _equal_batches(a[2:], _as_list(DataLoader(resumed, batch_size=2), 1))
-
-
-class PoolSource:
-    """A data source over in-memory pools, standing in for a real dataset."""
-
-    def __init__(self, pools):
-        self.pools = pools
-
-    def prepare(self):
-        pass
-
-    def load(self):
-        return self.pools
 
 
 def make_datamodule(**overrides):

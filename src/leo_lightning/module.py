@@ -151,11 +151,22 @@ class LEOModule(L.LightningModule):
             int(self.skipped_steps),
         )
         if self.consecutive_skips >= self.hparams.max_consecutive_skips:
+            saved = self._save_last_good_state()
             raise FloatingPointError(
                 f"{self.consecutive_skips} consecutive meta-updates had a non-finite loss or "
                 f"gradient (model.max_consecutive_skips={self.hparams.max_consecutive_skips}); "
-                "training stopped. Lower model.lr or the inner rates, or check the data."
+                f"training stopped. {saved}Lower model.lr or the inner rates, or check the data."
             )
+
+    def _save_last_good_state(self) -> str:
+        """Skipped updates leave weights and optimizer untouched: the current state is the last
+        good one. Save it where the checkpoint callback keeps last.ckpt."""
+        dirpath = getattr(self.trainer.checkpoint_callback, "dirpath", None)
+        if not dirpath:
+            return ""
+        path = f"{dirpath}/last.ckpt"
+        self.trainer.save_checkpoint(path)
+        return f"The last good state is in {path}. "
 
     def _log_train(self, terms: dict[str, Tensor], out: TaskOutput, batch: Episode) -> None:
         metrics = {f"train/{name}": value.detach() for name, value in terms.items()}

@@ -1,0 +1,65 @@
+"""Non-finite losses skip the update and are counted; too many in a row stop training."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from helpers import random_image_datamodule, tiny_module
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+
+def trainer(tmp_path, max_steps):
+    return L.Trainer(
+        max_steps=max_steps,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        inference_mode=False,
+        limit_val_batches=0,
+        accelerator="cpu",
+        callbacks=[ModelCheckpoint(dirpath=tmp_path / "checkpoints", save_last=True)],
+    )
+
+
+def poison_losses(module, steps):
+    """Make the meta-loss NaN at the given training-step indices."""
+    original, calls = module.meta_loss, {"n": 0}
+
+    def meta_loss(out, query_y):
+        terms = original(out, query_y)
+        if calls["n"] in steps:
+            terms["loss"] = terms["loss"] * float("nan")
+        calls["n"] += 1
+        return terms
+
+    module.meta_loss = meta_loss
+
+
+def test_nan_loss_skips_the_update_and_counts_it(tmp_path):
+    module = tiny_module()
+    poison_losses(module, steps={1, 2})
+    trainer(tmp_path, max_steps=3).fit(module, datamodule=random_image_datamodule())
+    assert int(module.skipped_steps) == 2
+    assert module.trainer.global_step == 3  # skipped updates are not optimizer steps
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_skipped_update_leaves_the_weights_untouched(tmp_path):
+    module = tiny_module(max_consecutive_skips=1)
+    poison_losses(module, steps={0})
+    before = {name: p.detach().clone() for name, p in module.named_parameters()}
+    with pytest.raises(FloatingPointError):
+        trainer(tmp_path, max_steps=1).fit(module, datamodule=random_image_datamodule())
+    assert all(torch.equal(before[name], p) for name, p in module.named_parameters())
+
+
+def test_consecutive_non_finite_updates_stop_with_a_checkpoint_of_the_last_good_state(tmp_path):
+    module = tiny_module(max_consecutive_skips=3)
+    poison_losses(module, steps={2, 3, 4, 5, 6})
+    with pytest.raises(FloatingPointError, match="3 consecutive.*last.ckpt"):
+        trainer(tmp_path, max_steps=10).fit(module, datamodule=random_image_datamodule())
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 2
+    assert int(checkpoint["state_dict"]["skipped_steps"]) >= 2
