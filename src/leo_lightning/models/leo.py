@@ -76,11 +76,12 @@ class LEONet(nn.Module):
         original's rates (alpha init 1.0) were tuned for; raw Conv4 features diverge.
         `backbone` replaces the shared one (per-task strategies bring their own weights).
         """
+        own_backbone = backbone is None
         backbone = backbone or self.backbone
         lead = x.shape[: x.ndim - len(self.input_shape)]
         x = x.reshape(-1, *self.input_shape)
         x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
-        if self.channels_last and x.ndim == 4:
+        if self.channels_last and own_backbone and x.ndim == 4:  # vmap knows no channels-last
             x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast(x.device):
             out = backbone(x)
