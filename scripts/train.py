@@ -1,6 +1,7 @@
 """Meta-train LEO: `python scripts/train.py [group=option ...] [key=value ...]`."""
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -17,6 +18,10 @@ from leo_lightning.validation import ConfigError, validate  # noqa: E402
 register_configs()
 
 
+def _terminate_as_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @hydra.main(version_base="1.3", config_path=str(ROOT / "conf"), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     try:
@@ -24,6 +29,7 @@ def main(cfg: DictConfig) -> float | None:
     except ConfigError as error:
         print(error, file=sys.stderr)
         sys.exit(2)
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # SIGTERM saves a checkpoint too
     results = train(cfg)
     return results.get(cfg.optimized_metric)
 

@@ -1,0 +1,77 @@
+"""Helpers shared by the benchmark scripts: timing, memory, machine description."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import resource
+import time
+from collections.abc import Callable
+
+import lightning
+import torch
+
+from leo_lightning.data.episode import Episode
+
+
+def machine() -> dict:
+    return {
+        "date": datetime.date.today().isoformat(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_per_call(
+    fn: Callable[[], object], device: torch.device, warmup: int, repeats: int
+) -> float:
+    """Median seconds per call over `repeats` timed calls, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak allocated device memory on CUDA; peak resident set size of the process on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def random_episode(
+    b: int, n: int, k: int, q: int, size: int, device: torch.device, seed: int = 0
+) -> Episode:
+    """uint8 images and permuted labels, the same shapes and dtypes the DataModule yields."""
+    g = torch.Generator().manual_seed(seed)
+
+    def images(m: int) -> torch.Tensor:
+        return torch.randint(0, 256, (b, m, 1, size, size), generator=g, dtype=torch.uint8)
+
+    def labels(r: int) -> torch.Tensor:
+        return torch.stack([torch.randperm(n, generator=g).repeat_interleave(r) for _ in range(b)])
+
+    return Episode(images(n * k), labels(k), images(n * q), labels(q)).to(device)

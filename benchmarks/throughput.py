@@ -1,0 +1,195 @@
+"""Meta-training and evaluation throughput of LEO, against the backbone alone.
+
+    python benchmarks/throughput.py [--device cpu|cuda] [--quick] [--no-scaling]
+        [--channels-last/--no-channels-last] [--autocast bf16|fp16|none]
+
+Prints one JSON document (machine, settings, results) and a readable table. A LEO step is the
+whole outer update: backbone forward over support and query, encoder, relation network, latent
+and fine-tuning inner loops (second order), meta-loss, backward, per-tensor clipping, Adam.
+The backbone step is the same images through the same Conv4 with a plain cross-entropy head.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402
+    machine,
+    peak_memory_mb,
+    random_episode,
+    reset_peak_memory,
+    synchronize,
+    time_per_call,
+)
+
+from leo_lightning.clipping import clip_per_tensor_  # noqa: E402
+from leo_lightning.module import LEOModule  # noqa: E402
+
+DEFAULT = dict(n=5, k=1, q=15, b=4, size=28, inner=5, finetune=5)
+
+
+def build(args, size: int, inner: int, finetune: int) -> LEOModule:
+    module = LEOModule(
+        backbone={"_target_": "leo_lightning.models.Conv4", "in_channels": 1},
+        strategy={"_target_": "leo_lightning.strategies.Amortized"},
+        input_shape=[1, size, size],
+        inner_steps=inner,
+        finetune_steps=finetune,
+        channels_last=args.channels_last,
+        backbone_autocast=None if args.autocast == "none" else args.autocast,
+    )
+    return module.to(args.device)
+
+
+def leo_step_seconds(args, n, k, q, b, size, inner, finetune) -> tuple[float, float]:
+    module = build(args, size, inner, finetune).train()
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
+    episode = random_episode(b, n, k, q, size, args.device)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        out = module(episode)
+        module.meta_loss(out, episode.query_y)["loss"].backward()
+        clip_per_tensor_([p.grad for p in module.parameters() if p.grad is not None], 0.1, 0.1)
+        optimizer.step()
+
+    reset_peak_memory(args.device)
+    seconds = time_per_call(step, args.device, args.warmup, args.repeats)
+    return seconds, peak_memory_mb(args.device)
+
+
+def backbone_step_seconds(args, n, k, q, b, size) -> float:
+    """Conv4 forward + backward + Adam over the same images, with a linear cross-entropy head."""
+    module = build(args, size, 0, 0).train()
+    net = module.net
+    head = torch.nn.Linear(net.feature_dim, n).to(args.device)
+    params = list(net.backbone.parameters()) + list(head.parameters())
+    optimizer = torch.optim.Adam(params, lr=1e-3)
+    episode = random_episode(b, n, k, q, size, args.device)
+    images = torch.cat([episode.support_x, episode.query_x], dim=1)
+    labels = torch.cat([episode.support_y, episode.query_y], dim=1).flatten()
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        logits = head(net.features(images).flatten(0, 1))
+        F.cross_entropy(logits, labels).backward()
+        optimizer.step()
+
+    return time_per_call(step, args.device, args.warmup, args.repeats)
+
+
+def eval_episodes_per_second(args, episodes: int, batch: int = 8) -> float:
+    module = build(args, DEFAULT["size"], DEFAULT["inner"], DEFAULT["finetune"]).eval()
+    episode = random_episode(batch, 5, 1, 15, DEFAULT["size"], args.device)
+
+    def run():
+        with torch.enable_grad():
+            module(episode)
+
+    for _ in range(args.warmup):
+        run()
+    synchronize(args.device)
+    start = time.perf_counter()
+    for _ in range(episodes // batch):
+        run()
+    synchronize(args.device)
+    return (episodes // batch) * batch / (time.perf_counter() - start)
+
+
+def relation_share(args, n, k) -> float:
+    """Share of a LEO step spent in the relation network (forward + backward) at N-way K-shot."""
+    module = build(args, DEFAULT["size"], DEFAULT["inner"], DEFAULT["finetune"]).train()
+    relation = module.strategy.relation
+    codes = torch.randn(DEFAULT["b"], n * k, 64, device=args.device, requires_grad=True)
+    labels = torch.arange(n, device=args.device).repeat_interleave(k).expand(DEFAULT["b"], -1)
+
+    def step():
+        relation(codes, labels, n).sum().backward()
+
+    rel = time_per_call(step, args.device, args.warmup, args.repeats)
+    full, _ = leo_step_seconds(
+        args,
+        n,
+        k,
+        DEFAULT["q"],
+        DEFAULT["b"],
+        DEFAULT["size"],
+        DEFAULT["inner"],
+        DEFAULT["finetune"],
+    )
+    return rel / full
+
+
+def scaling_rows(args) -> list[dict]:
+    grid = [
+        ("n", [5, 10, 20]),
+        ("k", [1, 5]),
+        ("b", [1, 4, 16]),
+        ("inner", [0, 5, 10]),
+        ("size", [28, 84, 105]),
+    ]
+    rows = []
+    for key, values in grid:
+        for value in values:
+            setting = dict(DEFAULT, **{key: value})
+            if key == "inner":
+                setting["finetune"] = value
+            seconds, memory = leo_step_seconds(args, **setting)
+            rows.append({"vary": key, **setting, "step_ms": 1000 * seconds, "peak_mb": memory})
+            print(f"  scaling {key}={value}: {1000 * seconds:.1f} ms", file=sys.stderr)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--autocast", choices=["bf16", "fp16", "none"], default="bf16")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--eval-episodes", type=int, default=1000)
+    parser.add_argument("--quick", action="store_true", help="few repeats, no scaling grid")
+    parser.add_argument("--no-scaling", action="store_true")
+    args = parser.parse_args()
+    args.device = torch.device(args.device)
+    if args.quick:
+        args.warmup, args.repeats, args.eval_episodes, args.no_scaling = 1, 3, 80, True
+    torch.set_flush_denormal(True)  # as LEOModule.setup does for a run
+
+    d = DEFAULT
+    leo, leo_mb = leo_step_seconds(args, **d)
+    backbone = backbone_step_seconds(args, d["n"], d["k"], d["q"], d["b"], d["size"])
+    results = {
+        "machine": machine(),
+        "settings": {**vars(args), "device": str(args.device), **d},
+        "leo_step_ms": 1000 * leo,
+        "leo_tasks_per_s": d["b"] / leo,
+        "leo_peak_mb": leo_mb,
+        "backbone_step_ms": 1000 * backbone,
+        "ratio_leo_to_backbone": leo / backbone,
+        "eval_episodes_per_s": eval_episodes_per_second(args, args.eval_episodes),
+        "relation_share_20w5s": relation_share(args, 20, 5),
+    }
+    if not args.no_scaling:
+        results["scaling"] = scaling_rows(args)
+    print(json.dumps(results, indent=2))
+    print(
+        f"\nLEO step {results['leo_step_ms']:.1f} ms ({results['leo_tasks_per_s']:.1f} tasks/s), "
+        f"backbone step {results['backbone_step_ms']:.1f} ms, ratio "
+        f"{results['ratio_leo_to_backbone']:.2f}; eval {results['eval_episodes_per_s']:.1f} "
+        f"episodes/s; relation network {100 * results['relation_share_20w5s']:.1f}% of a "
+        "20-way 5-shot step",
+        file=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    main()

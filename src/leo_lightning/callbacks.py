@@ -1,0 +1,35 @@
+"""Lightning callbacks of this project."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointOnInterrupt(Callback):
+    """Ctrl-C (or SIGTERM, which scripts/train.py turns into Ctrl-C) during fit saves a checkpoint
+    and says how to resume. Lightning then exits with status 1; logs and files already written
+    stay as they are. Checkpoint files are written atomically by Lightning (temporary file, then
+    rename), so an interrupted save never replaces a good checkpoint with half of one."""
+
+    def __init__(self, dirpath: str, filename: str = "interrupted.ckpt"):
+        self.path = Path(dirpath) / filename
+
+    def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException):
+        if not isinstance(exception, KeyboardInterrupt) or not trainer.training:
+            return
+        trainer.save_checkpoint(self.path)
+        if trainer.is_global_zero:
+            command = " ".join(a for a in sys.argv if not a.startswith("ckpt_path="))
+            message = (
+                f"interrupted at step {trainer.global_step}: checkpoint saved to {self.path}\n"
+                f"resume with: python {command} ckpt_path={self.path}"
+            )
+            log.warning(message)
+            print(message, file=sys.stderr)

@@ -1,0 +1,93 @@
+"""Interrupted runs lose nothing: SIGKILL leaves a loadable last.ckpt that resumes, and Ctrl-C
+saves a checkpoint, exits non-zero and says how to resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+TINY = [
+    "debug=fast",
+    "model.latent_dim=8",
+    "model.backbone.channels=8",
+    "data.source.examples_per_class=6",
+    "data.n_query=3",
+    "~callbacks.progress_bar",
+    "trainer.enable_progress_bar=false",
+    "data.val_episodes=4",
+    "trainer.val_check_interval=3",
+]
+
+
+def start(tmp_path, *overrides):
+    """Start train.py; stdout is discarded, stderr goes to a file (a pipe could fill and block)."""
+    env = dict(os.environ, LEO_OUTPUT_DIR=str(tmp_path / "outputs"))
+    env["LEO_DATA_DIR"] = str(tmp_path / "data")
+    log = open(tmp_path / f"stderr-{time.monotonic_ns()}.txt", "w+")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *TINY, *overrides],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        text=True,
+    )
+    proc.stderr_file = log
+    return proc
+
+
+def finish(proc, timeout):
+    """Wait for the process; its return code and everything it wrote to stderr."""
+    proc.wait(timeout=timeout)
+    proc.stderr_file.seek(0)
+    return proc.returncode, proc.stderr_file.read()
+
+
+def wait_for_checkpoint_step(tmp_path, proc, min_step, timeout=240):
+    """Poll last.ckpt until it holds at least `min_step` steps."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, finish(proc, 10)[1][-2000:]
+        for path in (tmp_path / "outputs").glob("runs/*/*/checkpoints/last.ckpt"):
+            try:
+                if torch.load(path, weights_only=True)["global_step"] >= min_step:
+                    return path
+            except Exception:  # noqa: BLE001 - being written or replaced right now; poll again
+                pass
+        time.sleep(0.2)
+    raise TimeoutError("no checkpoint appeared")
+
+
+def test_sigkill_leaves_a_loadable_last_checkpoint_that_resumes(tmp_path):
+    proc = start(tmp_path, "trainer.max_steps=400")
+    last = wait_for_checkpoint_step(tmp_path, proc, min_step=6)
+    time.sleep(0.5)  # kill at an arbitrary moment, likely mid-step or mid-save
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    step = torch.load(last, weights_only=True)["global_step"]
+    assert step >= 6
+
+    resumed = start(tmp_path, f"ckpt_path={last}", f"trainer.max_steps={step + 3}")
+    returncode, stderr = finish(resumed, timeout=300)
+    assert returncode == 0, stderr[-3000:]
+    assert "Restoring states from the checkpoint" in stderr or "Restored all states" in stderr
+
+
+def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
+    proc = start(tmp_path, "trainer.max_steps=400")
+    last = wait_for_checkpoint_step(tmp_path, proc, min_step=3)
+    proc.send_signal(signal.SIGINT)
+    returncode, stderr = finish(proc, timeout=120)
+    assert returncode != 0
+    interrupted = last.parent / "interrupted.ckpt"
+    assert torch.load(interrupted, weights_only=True)["global_step"] >= 3
+    assert "resume with: python" in stderr and f"ckpt_path={interrupted}" in stderr
+    assert (last.parents[1] / "train.log").stat().st_size > 0
