@@ -179,3 +179,18 @@ def test_datamodule_rejects_impossible_episode_shape():
 def test_datamodule_rejects_examples_of_the_wrong_shape():
     with pytest.raises(ValueError, match=r"shape \(1,\).*\(1, 28, 28\)"):
         make_datamodule(image_size=28, channels=1)
+
+
+class FakeTrainer:
+    def __init__(self, rank, world_size):
+        self.global_rank, self.world_size, self.global_step = rank, world_size, 0
+
+
+def test_eval_episodes_are_divided_between_ranks_without_loss_or_repeats():
+    seen = []
+    for rank in range(3):
+        dm = make_datamodule(test_episodes=8)
+        dm.trainer = FakeTrainer(rank, 3)
+        seen += [tuple(b.support_x.flatten().tolist()) for b in dm.test_dataloader().dataset]
+    single = make_datamodule(test_episodes=8).test_dataloader().dataset
+    assert sorted(seen) == sorted(tuple(e.support_x.flatten().tolist()) for e in single)

@@ -54,6 +54,57 @@ class GlyphsDataSchema(DataSchema):
 
 
 @dataclass
+class OmniglotSourceSchema:
+    _target_: str = "leo_lightning.data.omniglot.OmniglotSource"
+    root: str = MISSING
+    cache_dir: Optional[str] = None
+    image_size: int = 28
+    rotations: bool = True
+    split: str = "standard"
+    background: str = "full"
+    val_alphabets: list[str] = field(default_factory=list)
+    test_alphabets: list[str] = field(default_factory=list)
+    download: bool = False
+
+
+@dataclass
+class OmniglotDataSchema(DataSchema):
+    source: OmniglotSourceSchema = field(default_factory=OmniglotSourceSchema)
+
+
+@dataclass
+class FolderSourceSchema:
+    _target_: str = "leo_lightning.data.folder.FolderSource"
+    root: str = MISSING
+    cache_dir: Optional[str] = None
+    image_size: int = 84
+    channels: int = 3
+    split: str = "auto"
+    val_fraction: float = 0.16
+    test_fraction: float = 0.2
+    seed: int = 0
+    invert: bool = False
+
+
+@dataclass
+class FolderDataSchema(DataSchema):
+    source: FolderSourceSchema = field(default_factory=FolderSourceSchema)
+
+
+@dataclass
+class LEOEmbeddingSourceSchema:
+    _target_: str = "leo_lightning.data.leo_embeddings.LEOEmbeddingSource"
+    root: str = MISSING
+    dataset: str = "miniImageNet"
+    view: str = "center"
+
+
+@dataclass
+class LEOEmbeddingsDataSchema(DataSchema):
+    source: LEOEmbeddingSourceSchema = field(default_factory=LEOEmbeddingSourceSchema)
+
+
+@dataclass
 class LEOSchema:
     _target_: str = "leo_lightning.LEOModule"
     backbone: Any = MISSING
@@ -110,7 +161,7 @@ class TrainerSchema:
     deterministic: Any = False
     enable_progress_bar: bool = True
     enable_model_summary: bool = True
-    use_distributed_sampler: bool = True
+    use_distributed_sampler: bool = False
     sync_batchnorm: bool = False
     default_root_dir: Optional[str] = None
 
@@ -148,6 +199,9 @@ def register_configs() -> None:
     cs.store(name="schema_train", node=TrainSchema)
     cs.store(name="schema_eval", node=EvalSchema)
     cs.store(group="data", name="schema_glyphs", node=GlyphsDataSchema)
+    cs.store(group="data", name="schema_omniglot", node=OmniglotDataSchema)
+    cs.store(group="data", name="schema_folder", node=FolderDataSchema)
+    cs.store(group="data", name="schema_leo_embeddings", node=LEOEmbeddingsDataSchema)
     cs.store(group="model", name="schema_leo", node=LEOSchema)
     cs.store(group="strategy", name="schema_strategy", node=StrategySchema)
     cs.store(group="strategy", name="schema_per_task", node=PerTaskSchema)

@@ -169,13 +169,14 @@ class LEOModule(L.LightningModule):
         return f"The last good state is in {path}. "
 
     def _log_train(self, terms: dict[str, Tensor], out: TaskOutput, batch: Episode) -> None:
+        n_tasks = batch.query_y.shape[0]
         metrics = {f"train/{name}": value.detach() for name, value in terms.items()}
-        metrics["train/query_acc"] = episode_accuracy(out.query_logits, batch.query_y).mean()
         metrics["train/skipped_steps"] = self.skipped_steps.float()
-        for step, loss in enumerate(out.support_losses):
+        for step, loss in enumerate(out.support_losses):  # one curve per inner step index
             metrics[f"train/support_loss/step_{step}"] = loss
-        self.log_dict(metrics, prog_bar=False, batch_size=batch.query_y.shape[0])
-        self.log("acc", metrics["train/query_acc"], prog_bar=True, logger=False)
+        self.log_dict(metrics, batch_size=n_tasks)
+        query_acc = episode_accuracy(out.query_logits, batch.query_y).mean()
+        self.log("train/query_acc", query_acc, prog_bar=True, batch_size=n_tasks)
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)

@@ -6,7 +6,7 @@ import logging
 from typing import Protocol
 
 import lightning as L
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from leo_lightning.data.class_pool import ClassPool
 from leo_lightning.data.episodes import EpisodeShape, EpisodeStream, FixedEpisodes
@@ -90,15 +90,15 @@ class EpisodicDataModule(L.LightningDataModule):
     # -- loaders ---------------------------------------------------------------------------------
 
     def train_dataloader(self) -> DataLoader:
-        trainer = self.trainer
+        rank, world_size = self._rank_and_world_size()
         stream = EpisodeStream(
             self.pools["train"],
             self.shape,
             seed=self.train_seed,
             batch_size=self.meta_batch_size,
-            rank=trainer.global_rank if trainer else 0,
-            world_size=trainer.world_size if trainer else 1,
-            start_batch=trainer.global_step if trainer else 0,
+            rank=rank,
+            world_size=world_size,
+            start_batch=self.trainer.global_step if self.trainer else 0,
         )
         return self._loader(stream, self.meta_batch_size)
 
@@ -109,8 +109,17 @@ class EpisodicDataModule(L.LightningDataModule):
         return self._fixed_loader("test", self.test_episodes)
 
     def _fixed_loader(self, split: str, length: int) -> DataLoader:
+        """Each rank takes every world_size-th episode: no episode is lost or seen twice (a
+        DistributedSampler would pad with repeats), and the metrics sum exactly over ranks."""
         episodes = FixedEpisodes(self.pools[split], self.shape, self.seed, split, length)
+        rank, world_size = self._rank_and_world_size()
+        if world_size > 1:
+            episodes = Subset(episodes, range(rank, length, world_size))
         return self._loader(episodes, self.eval_batch_size)
+
+    def _rank_and_world_size(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
 
     def _loader(self, dataset, batch_size: int) -> DataLoader:
         return DataLoader(
