@@ -101,3 +101,18 @@ def test_eval_rejects_a_file_that_is_not_a_checkpoint(tmp_path):
     bogus.write_text("not a checkpoint")
     proc = run("eval.py", tmp_path, f"ckpt_path={bogus}")
     assert proc.returncode != 0 and "could not be read" in proc.stderr
+
+
+def test_tensorboard_holds_hparams_with_real_metrics_and_rate_histograms(trained_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, run_dir, _ = trained_run
+    tags = set()
+    for events in (run_dir / "tensorboard").rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events), size_guidance={"tensors": 0})
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["scalars"]) | set(accumulator.Tags()["histograms"])
+        tags |= set(accumulator.Tags()["tensors"])
+    assert {"train/loss", "train/query_acc", "val/acc", "test/acc"} <= tags
+    assert "train/support_loss/step_0" in tags and "rates/inner_lr" in tags
+    assert "hparams/best_val_acc" in tags and "hp_metric" not in tags

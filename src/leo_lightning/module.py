@@ -15,6 +15,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
@@ -200,6 +201,15 @@ class LEOModule(L.LightningModule):
         mean, ci95 = self.val_acc.compute()
         self.val_acc.reset()
         self.log_dict({"val/acc": mean, "val/acc_ci95": ci95}, prog_bar=True)
+        self._log_rate_histograms()
+
+    def _log_rate_histograms(self) -> None:
+        """The learned per-dimension rates, so users see them move away from their init."""
+        for logger in self.loggers:
+            if isinstance(logger, TensorBoardLogger) and not self.trainer.sanity_checking:
+                for name in ("inner_lr", "finetune_lr"):
+                    values = getattr(self.net, name).detach().float().cpu()
+                    logger.experiment.add_histogram(f"rates/{name}", values, self.global_step)
 
     def on_test_epoch_start(self) -> None:
         self._adapt_seconds, self._adapt_tasks = 0.0, 0

@@ -10,6 +10,7 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from leo_lightning.cli.common import build_trainer, format_accuracy, test_metrics, write_json
@@ -52,7 +53,48 @@ def train(cfg: DictConfig) -> dict:
         log.info("%s, checkpoint %s", format_accuracy(metrics), best_ckpt)
     results["wall_seconds"] = time.perf_counter() - started
     write_json(run_dir / "results.json", results)
+    _log_hparams(trainer, cfg, results)
     return results
+
+
+HPARAM_KEYS = (
+    "strategy._target_",
+    "model.latent_dim",
+    "model.inner_steps",
+    "model.inner_lr",
+    "model.finetune_steps",
+    "model.finetune_lr",
+    "model.first_order",
+    "model.dropout",
+    "model.kl_weight",
+    "model.encoder_penalty_weight",
+    "model.l2_weight",
+    "model.orthogonality_weight",
+    "model.lr",
+    "data.n_way",
+    "data.k_shot",
+    "data.n_query",
+    "data.meta_batch_size",
+    "data.image_size",
+    "trainer.max_steps",
+    "seed",
+)
+
+
+def _log_hparams(trainer: L.Trainer, cfg: DictConfig, results: dict) -> None:
+    """The TensorBoard HParams tab: the swept keys against real metrics (best validation and
+    test accuracy), so the runs of a multirun compare in one view."""
+    params = {key: OmegaConf.select(cfg, key) for key in HPARAM_KEYS}
+    params["strategy._target_"] = str(params["strategy._target_"]).rsplit(".", 1)[-1]
+    metrics = {
+        f"hparams/{key}": results[key]
+        for key in ("best_val_acc", "test/acc", "test/acc_ci95")
+        if results.get(key) is not None
+    }
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(params, metrics=metrics)
+            logger.finalize("success")
 
 
 def _checkpoint_callback(trainer: L.Trainer) -> ModelCheckpoint | None:
