@@ -33,7 +33,7 @@ def main(overrides: list[str]) -> dict:
     metric = EpisodeAccuracy()
     for episode in datamodule.test_dataloader():
         metric.update((pixel_nearest_neighbour(episode) == episode.query_y).float().mean(-1))
-    mean, ci95 = metric.compute()
+    mean, ci95, episodes = metric.compute()
     return {
         "method": "pixel nearest neighbour",
         "data": cfg.data.source._target_.rsplit(".", 1)[-1],
@@ -42,7 +42,7 @@ def main(overrides: list[str]) -> dict:
         "split": "test",
         "test/acc": round(float(mean), 4),
         "test/acc_ci95": round(float(ci95), 4),
-        "test/episodes": int(metric.count),
+        "test/episodes": int(episodes),
     }
 
 

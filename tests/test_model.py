@@ -137,7 +137,8 @@ def test_episode_accuracy_mean_and_95_percent_interval():
     values = torch.tensor([0.2, 0.4, 0.6, 1.0, 0.8])
     metric.update(values[:2])
     metric.update(values[2:])
-    mean, ci = metric.compute()
+    mean, ci, n = metric.compute()
+    assert n == 5
     assert torch.isclose(mean, values.mean())
     assert torch.isclose(ci, 1.96 * values.std() / 5**0.5)
 

@@ -126,6 +126,7 @@ class LEOSchema:
     max_consecutive_skips: int = 25
     channels_last: bool = False
     backbone_autocast: Optional[str] = None
+    deterministic: bool = False
 
 
 @dataclass

@@ -26,11 +26,13 @@ class EpisodeAccuracy(Metric):
         self.total_sq += acc.square().sum()
         self.count += acc.numel()
 
-    def compute(self) -> tuple[Tensor, Tensor]:
+    def compute(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Mean accuracy, its 95% half-width and the number of episodes, over all processes
+        (the states are reduced only inside compute, so read the count from here)."""
         n = self.count
         mean = self.total / n
         var = ((self.total_sq - n * mean.square()) / (n - 1)).clamp_min(0) if n > 1 else n * 0
-        return mean.float(), (1.96 * var.sqrt() / n.sqrt()).float()
+        return mean.float(), (1.96 * var.sqrt() / n.sqrt()).float(), n.float()
 
 
 def episode_accuracy(logits: Tensor, labels: Tensor) -> Tensor:

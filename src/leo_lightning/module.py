@@ -60,6 +60,7 @@ class LEOModule(L.LightningModule):
         max_consecutive_skips: int = 25,
         channels_last: bool = False,
         backbone_autocast: str | None = None,
+        deterministic: bool = False,
     ):
         super().__init__()
         self.automatic_optimization = False
@@ -78,6 +79,7 @@ class LEOModule(L.LightningModule):
             dropout=dropout,
             channels_last=channels_last,
             backbone_autocast=backbone_autocast,
+            deterministic=deterministic,
         )
         dims = ModelDims(self.net.feature_dim, latent_dim, dropout)
         self.strategy: Strategy = instantiate(strategy, dims=dims)
@@ -198,9 +200,10 @@ class LEOModule(L.LightningModule):
         self.val_acc.update(accuracy)
 
     def on_validation_epoch_end(self) -> None:
-        mean, ci95 = self.val_acc.compute()
+        mean, ci95, _ = self.val_acc.compute()
         self.val_acc.reset()
-        self.log_dict({"val/acc": mean, "val/acc_ci95": ci95}, prog_bar=True)
+        # Already reduced over ranks; sync_dist averages identical values (and silences a warning).
+        self.log_dict({"val/acc": mean, "val/acc_ci95": ci95}, prog_bar=True, sync_dist=True)
         self._log_rate_histograms()
 
     def _log_rate_histograms(self) -> None:
@@ -221,18 +224,17 @@ class LEOModule(L.LightningModule):
         self._adapt_tasks += accuracy.numel()
 
     def on_test_epoch_end(self) -> None:
-        mean, ci95 = self.test_acc.compute()
-        episodes = self.test_acc.count.clone()
+        mean, ci95, episodes = self.test_acc.compute()
         self.test_acc.reset()
         adapt_ms = torch.tensor(1000 * self._adapt_seconds / max(self._adapt_tasks, 1))
         self.log_dict(
             {
                 "test/acc": mean,
                 "test/acc_ci95": ci95,
-                "test/episodes": episodes.float(),
+                "test/episodes": episodes,
                 "test/adapt_ms_per_task": adapt_ms,
             },
-            sync_dist=False,
+            sync_dist=True,  # adaptation time is per rank: averaged; the rest are already global
         )
 
     # -- checkpoints ------------------------------------------------------------------------------

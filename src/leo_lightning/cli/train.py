@@ -50,10 +50,12 @@ def train(cfg: DictConfig) -> dict:
     if cfg.test:
         metrics = test_metrics(trainer.test(module, datamodule=datamodule, ckpt_path=best_ckpt))
         results.update(metrics)
-        log.info("%s, checkpoint %s", format_accuracy(metrics), best_ckpt)
+        if trainer.is_global_zero:
+            log.info("%s, checkpoint %s", format_accuracy(metrics), best_ckpt)
     results["wall_seconds"] = time.perf_counter() - started
-    write_json(run_dir / "results.json", results)
-    _log_hparams(trainer, cfg, results)
+    if trainer.is_global_zero:  # every DDP rank runs this function; one writes
+        write_json(run_dir / "results.json", results)
+        _log_hparams(trainer, cfg, results)
     return results
 
 

@@ -37,6 +37,7 @@ class LEONet(nn.Module):
         dropout: float,
         channels_last: bool = False,
         backbone_autocast: str | None = None,
+        deterministic: bool = False,
     ):
         super().__init__()
         if backbone_autocast not in AUTOCAST_DTYPES:
@@ -57,6 +58,13 @@ class LEONet(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.channels_last = channels_last
         self.autocast_dtype = AUTOCAST_DTYPES[backbone_autocast]
+        self.deterministic = deterministic
+
+    @property
+    def sampling(self) -> bool:
+        """Latents and weights are sampled in meta-training only, unless `deterministic` (the
+        paper's "deterministic latents" ablation)."""
+        return self.training and not self.deterministic
 
     @torch.no_grad()
     def _probe_feature_dim(self) -> int:
@@ -97,7 +105,7 @@ class LEONet(nn.Module):
         n_way = latents.shape[-2]
         params = self.decoder(latents)
         offset = weight_std_offset(self.feature_dim, n_way)
-        weights, _ = sample_gaussian(params, self.training, offset)
+        weights, _ = sample_gaussian(params, self.sampling, offset)
         return weights
 
     def logits(self, features: Tensor, weights: Tensor) -> Tensor:

@@ -25,7 +25,7 @@ class Amortized(LatentStrategy):
         self, net: LEONet, support: Tensor, labels: Tensor, n_way: int
     ) -> tuple[Tensor, Tensor]:
         params = self.relation(self.encoder(support), labels, n_way)  # [B, N, 2d]
-        return sample_gaussian(params, sample=self.training)
+        return sample_gaussian(params, sample=net.sampling)
 
     def regularized_weights(self) -> list[Tensor]:
         return [self.encoder.linear.weight] + [layer.weight for layer in self.relation.layers]
