@@ -183,7 +183,7 @@ def test_datamodule_rejects_examples_of_the_wrong_shape():
 
 class FakeTrainer:
     def __init__(self, rank, world_size):
-        self.global_rank, self.world_size, self.global_step = rank, world_size, 0
+        self.global_rank, self.world_size = rank, world_size
 
 
 def test_eval_episodes_are_divided_between_ranks_without_loss_or_repeats():

@@ -240,10 +240,24 @@ class LEOModule(L.LightningModule):
     # -- checkpoints ------------------------------------------------------------------------------
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint[CHECKPOINT_KEY] = {"format": 1, "config": self.run_config}
+        # The RNG state makes a resumed run draw the same dropout masks and latent samples as
+        # an uninterrupted one (Lightning restores weights, optimizer and step, not the RNG).
+        checkpoint[CHECKPOINT_KEY] = {
+            "format": 1,
+            "config": self.run_config,
+            "rng": {"cpu": torch.get_rng_state()},
+        }
+        if torch.cuda.is_available():
+            checkpoint[CHECKPOINT_KEY]["rng"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.run_config = checkpoint.get(CHECKPOINT_KEY, {}).get("config")
+        stored = checkpoint.get(CHECKPOINT_KEY, {})
+        self.run_config = stored.get("config")
+        rng = stored.get("rng", {})
+        if "cpu" in rng:
+            torch.set_rng_state(rng["cpu"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
 
 
 def _synchronize(device: torch.device) -> None:

@@ -6,6 +6,7 @@ import logging
 from typing import Protocol
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader, Subset
 
 from leo_lightning.data.class_pool import ClassPool
@@ -98,7 +99,7 @@ class EpisodicDataModule(L.LightningDataModule):
             batch_size=self.meta_batch_size,
             rank=rank,
             world_size=world_size,
-            start_batch=self.trainer.global_step if self.trainer else 0,
+            start_batch=self._batches_trained(),
         )
         return self._loader(stream, self.meta_batch_size)
 
@@ -117,6 +118,13 @@ class EpisodicDataModule(L.LightningDataModule):
             episodes = Subset(episodes, range(rank, length, world_size))
         return self._loader(episodes, self.eval_batch_size)
 
+    def _batches_trained(self) -> int:
+        """Where a resumed run continues the stream: the training batches already processed
+        (restored from the checkpoint's loop state; skipped updates count as processed)."""
+        if self.trainer is None:
+            return 0
+        return self.trainer.fit_loop.epoch_loop.batch_progress.total.completed
+
     def _rank_and_world_size(self) -> tuple[int, int]:
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
@@ -128,4 +136,7 @@ class EpisodicDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
+            # Episodes carry their own seeds; a private generator keeps the loader from drawing
+            # on the global RNG, which a resumed run restores to the uninterrupted sequence.
+            generator=torch.Generator(),
         )
