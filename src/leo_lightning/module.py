@@ -19,6 +19,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
+from leo_lightning.checkpoints import CHECKPOINT_KEY
 from leo_lightning.clipping import clip_per_tensor_
 from leo_lightning.data.episode import Episode
 from leo_lightning.metrics import EpisodeAccuracy, episode_accuracy
@@ -27,7 +28,6 @@ from leo_lightning.strategies.base import ModelDims, Strategy, TaskOutput
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_KEY = "leo_lightning"
 
 
 def _plain(config: Any) -> Any:

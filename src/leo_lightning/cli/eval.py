@@ -6,39 +6,20 @@ import logging
 from pathlib import Path
 
 import lightning as L
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from leo_lightning.checkpoints import CHECKPOINT_KEY, read_checkpoint
 from leo_lightning.cli.common import build_trainer, format_accuracy, test_metrics, write_json
-from leo_lightning.module import CHECKPOINT_KEY, LEOModule
+from leo_lightning.module import LEOModule
 
 log = logging.getLogger(__name__)
 
 
-class CheckpointError(ValueError):
-    """The checkpoint is missing, unreadable or not one of this project."""
-
-
 def read_checkpoint_config(ckpt_path: str) -> dict:
     """The run config stored in a leo-lightning checkpoint, with a clear error otherwise."""
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise CheckpointError(f"ckpt_path={ckpt_path!r}: no such file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any failure to read means the same to the user
-        raise CheckpointError(
-            f"ckpt_path={ckpt_path!r} could not be read as a PyTorch checkpoint: {error}"
-        ) from error
-    stored = checkpoint.get(CHECKPOINT_KEY) if isinstance(checkpoint, dict) else None
-    if not stored or not stored.get("config"):
-        raise CheckpointError(
-            f"ckpt_path={ckpt_path!r} is not a leo-lightning checkpoint (no '{CHECKPOINT_KEY}' "
-            "entry); checkpoints are written by scripts/train.py under <run>/checkpoints/"
-        )
-    return stored["config"]
+    return read_checkpoint(ckpt_path)[CHECKPOINT_KEY]["config"]
 
 
 def eval_data_config(cfg: DictConfig, stored: dict) -> DictConfig:

@@ -1,0 +1,65 @@
+"""Checkpoints are read safely, and one that cannot be used says exactly why."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import tiny_module
+
+from leo_lightning.checkpoints import CheckpointError, check_compatible, read_checkpoint
+
+
+def save_ours(module, path):
+    checkpoint = {"state_dict": module.state_dict(), "leo_lightning": {"config": {"seed": 1}}}
+    torch.save(checkpoint, path)
+    return path
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(CheckpointError, match="nope.ckpt.*no such file"):
+        read_checkpoint(tmp_path / "nope.ckpt")
+
+
+def test_unreadable_file_is_rejected(tmp_path):
+    (tmp_path / "x.ckpt").write_bytes(b"\x00garbage")
+    with pytest.raises(CheckpointError, match="could not be read"):
+        read_checkpoint(tmp_path / "x.ckpt")
+
+
+def test_a_foreign_checkpoint_is_rejected(tmp_path):
+    torch.save({"state_dict": {}, "epoch": 3}, tmp_path / "other.ckpt")
+    with pytest.raises(CheckpointError, match="not a leo-lightning checkpoint"):
+        read_checkpoint(tmp_path / "other.ckpt")
+
+
+def test_pickled_code_is_not_executed(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"leo_lightning": Payload()}, tmp_path / "evil.ckpt")
+    with pytest.raises(CheckpointError, match="could not be read"):
+        read_checkpoint(tmp_path / "evil.ckpt")
+
+
+def test_checkpoint_of_another_model_configuration_lists_the_mismatching_keys(tmp_path):
+    path = save_ours(tiny_module(latent_dim=16), tmp_path / "a.ckpt")
+    with pytest.raises(CheckpointError, match=r"different model configuration") as error:
+        check_compatible(read_checkpoint(path), tiny_module(latent_dim=8), path)
+    assert "net.decoder.linear.weight: checkpoint (16, 16), model (16, 8)" in str(error.value)
+    assert "net.inner_lr" in str(error.value)
+
+
+def test_checkpoint_of_another_strategy_lists_missing_and_unexpected_keys(tmp_path):
+    path = save_ours(tiny_module(), tmp_path / "a.ckpt")
+    universal = tiny_module(strategy={"_target_": "leo_lightning.strategies.Universal"})
+    with pytest.raises(CheckpointError) as error:
+        check_compatible(read_checkpoint(path), universal, path)
+    assert "missing from the checkpoint: strategy.z_meta" in str(error.value)
+    assert "not in the configured model: strategy.encoder.linear.weight" in str(error.value)
+
+
+def test_matching_checkpoint_passes(tmp_path):
+    module = tiny_module()
+    path = save_ours(module, tmp_path / "a.ckpt")
+    check_compatible(read_checkpoint(path), tiny_module(), path)
