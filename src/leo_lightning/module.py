@@ -29,7 +29,6 @@ from leo_lightning.strategies.base import ModelDims, Strategy, TaskOutput
 log = logging.getLogger(__name__)
 
 
-
 def _plain(config: Any) -> Any:
     """Hydra configs become plain containers, so checkpoints load with weights_only=True."""
     if isinstance(config, DictConfig):
