@@ -194,11 +194,22 @@ class EvalSchema:
     paths: Any = MISSING
 
 
+@dataclass
+class PredictSchema:
+    task_name: str = "predict"
+    ckpt_path: str = MISSING
+    support_dir: str = MISSING
+    query_dir: str = MISSING
+    invert: Optional[bool] = None
+    paths: Any = MISSING
+
+
 def register_configs() -> None:
     """Make the schemas visible to Hydra; call before composing any config."""
     cs = ConfigStore.instance()
     cs.store(name="schema_train", node=TrainSchema)
     cs.store(name="schema_eval", node=EvalSchema)
+    cs.store(name="schema_predict", node=PredictSchema)
     cs.store(group="data", name="schema_glyphs", node=GlyphsDataSchema)
     cs.store(group="data", name="schema_omniglot", node=OmniglotDataSchema)
     cs.store(group="data", name="schema_folder", node=FolderDataSchema)

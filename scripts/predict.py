@@ -1,0 +1,31 @@
+"""Classify your own images with a trained checkpoint (few-shot, any number of classes).
+
+    python scripts/predict.py ckpt_path=... support_dir=DIR query_dir=DIR
+
+support_dir holds one subfolder per class (the folder name is the label) with K >= 1 images;
+every image in query_dir is classified. Prints a table and writes predictions.csv.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("LEO_PROJECT_ROOT", str(ROOT))
+
+from leo_lightning.cli.predict import predict  # noqa: E402
+from leo_lightning.config import register_configs  # noqa: E402
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path=str(ROOT / "conf"), config_name="predict")
+def main(cfg: DictConfig) -> None:
+    predict(cfg)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

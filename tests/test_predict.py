@@ -1,0 +1,121 @@
+"""scripts/predict.py on generated folders: any N, any K, clear errors."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+
+import lightning as L
+import pytest
+from conftest import ROOT
+from helpers import random_image_datamodule, tiny_module
+from PIL import Image
+
+from leo_lightning.data.glyphs import render_glyphs
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A 5-way model, trained for two steps (the mechanics matter here, not the accuracy)."""
+    path = tmp_path_factory.mktemp("ckpt") / "model.ckpt"
+    module = tiny_module()
+    module.run_config = {"data": {"n_way": 5}}
+    trainer = L.Trainer(
+        max_steps=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        inference_mode=False,
+        accelerator="cpu",
+    )
+    trainer.fit(module, datamodule=random_image_datamodule())
+    trainer.save_checkpoint(path)
+    return path
+
+
+def write_folders(root, n_way, shots, queries=3):
+    """Glyphs saved as black-on-white PNGs, as a user would have them."""
+    images = 255 - render_glyphs(n_way, shots + queries, 28, seed=5)  # [N, E, 1, 28, 28]
+    for c in range(n_way):
+        (root / "support" / f"class_{c}").mkdir(parents=True)
+        for e in range(shots):
+            Image.fromarray(images[c, e, 0].numpy()).save(
+                root / "support" / f"class_{c}" / f"{e}.png"
+            )
+    (root / "query").mkdir()
+    for c in range(n_way):
+        for e in range(shots, shots + queries):
+            Image.fromarray(images[c, e, 0].numpy()).save(root / "query" / f"c{c}_{e}.png")
+
+
+def predict(tmp_path, checkpoint, *overrides):
+    env = dict(os.environ, LEO_OUTPUT_DIR=str(tmp_path / "outputs"))
+    return subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "predict.py"),
+            f"ckpt_path={checkpoint}",
+            f"support_dir={tmp_path / 'support'}",
+            f"query_dir={tmp_path / 'query'}",
+            *overrides,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def read_predictions(tmp_path):
+    (path,) = (tmp_path / "outputs").rglob("predictions.csv")
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize(("n_way", "shots"), [(5, 1), (20, 1), (5, 3)])
+def test_a_5_way_model_classifies_any_number_of_classes_and_shots(
+    tmp_path, checkpoint, n_way, shots
+):
+    write_folders(tmp_path, n_way, shots)
+    proc = predict(tmp_path, checkpoint)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = read_predictions(tmp_path)
+    assert len(rows) == 3 * n_way
+    assert all(row["predicted"].startswith("class_") for row in rows)
+    probabilities = [float(v) for k, v in rows[0].items() if k.startswith("p(")]
+    assert len(probabilities) == n_way and abs(sum(probabilities) - 1) < 1e-3
+    assert f"{n_way}-way, {shots}-shot support" in proc.stdout
+
+
+def test_class_folder_without_images_is_named(tmp_path, checkpoint):
+    write_folders(tmp_path, 5, 1)
+    (tmp_path / "support" / "empty_class").mkdir()
+    proc = predict(tmp_path, checkpoint)
+    assert proc.returncode != 0 and "empty_class holds no images" in proc.stderr
+
+
+def test_undecodable_image_is_named(tmp_path, checkpoint):
+    write_folders(tmp_path, 5, 1)
+    (tmp_path / "query" / "broken.png").write_bytes(b"not a png")
+    proc = predict(tmp_path, checkpoint)
+    assert proc.returncode != 0 and "broken.png" in proc.stderr
+
+
+def test_missing_query_folder_is_named(tmp_path, checkpoint):
+    write_folders(tmp_path, 5, 1)
+    proc = predict(tmp_path, checkpoint, f"query_dir={tmp_path / 'nowhere'}")
+    assert proc.returncode != 0 and "nowhere" in proc.stderr and "not a directory" in proc.stderr
+
+
+def test_a_file_that_is_not_our_checkpoint_is_rejected(tmp_path):
+    write_folders(tmp_path, 5, 1)
+    bogus = tmp_path / "bogus.ckpt"
+    bogus.write_text("hello")
+    proc = predict(tmp_path, bogus)
+    assert proc.returncode != 0 and "could not be read" in proc.stderr
