@@ -71,3 +71,31 @@ def random_image_datamodule(**overrides) -> EpisodicDataModule:
     return EpisodicDataModule(
         PoolSource({"train": pool(10), "val": pool(5), "test": pool(5)}), **kwargs
     )
+
+
+def run_script(script: str, tmp_path, *args: str, timeout: int = 300, **env_overrides):
+    """Run scripts/<script> in a subprocess with outputs and the data cache under tmp_path."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = dict(os.environ, LEO_OUTPUT_DIR=str(tmp_path / "outputs"))
+    env.setdefault("LEO_DATA_DIR", str(tmp_path / "data"))
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / script), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def train_checkpoint(tmp_path, name: str, *overrides: str):
+    """Train with scripts/train.py into tmp_path/name; the loaded last.ckpt of that run."""
+    proc = run_script("train.py", tmp_path / name, *overrides, LEO_DATA_DIR=str(tmp_path / "data"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (path,) = (tmp_path / name / "outputs").glob("runs/*/*/checkpoints/last.ckpt")
+    return path

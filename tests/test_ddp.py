@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
-from conftest import ROOT
+from helpers import train_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -32,17 +28,7 @@ EXACT = [
 
 
 def train(tmp_path, name, *overrides):
-    env = dict(os.environ, LEO_OUTPUT_DIR=str(tmp_path / name), LEO_DATA_DIR=str(tmp_path / "data"))
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), *EXACT, *overrides],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (checkpoint,) = (tmp_path / name).glob("runs/*/*/checkpoints/last.ckpt")
-    return torch.load(checkpoint, weights_only=True)
+    return torch.load(train_checkpoint(tmp_path, name, *EXACT, *overrides), weights_only=True)
 
 
 def test_ddp_ranks_agree_and_match_one_process_over_the_union_of_their_episodes(tmp_path):

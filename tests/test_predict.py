@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 
 import lightning as L
 import pytest
-from conftest import ROOT
-from helpers import random_image_datamodule, tiny_module
+from helpers import random_image_datamodule, run_script, tiny_module
 from PIL import Image
 
 from leo_lightning.data.glyphs import render_glyphs
@@ -55,21 +51,8 @@ def write_folders(root, n_way, shots, queries=3):
 
 
 def predict(tmp_path, checkpoint, *overrides):
-    env = dict(os.environ, LEO_OUTPUT_DIR=str(tmp_path / "outputs"))
-    return subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "predict.py"),
-            f"ckpt_path={checkpoint}",
-            f"support_dir={tmp_path / 'support'}",
-            f"query_dir={tmp_path / 'query'}",
-            *overrides,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    folders = [f"support_dir={tmp_path / 'support'}", f"query_dir={tmp_path / 'query'}"]
+    return run_script("predict.py", tmp_path, f"ckpt_path={checkpoint}", *folders, *overrides)
 
 
 def read_predictions(tmp_path):

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
-from conftest import ROOT
+from helpers import train_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -27,24 +23,13 @@ TINY = [
 
 
 def train(tmp_path, name, *overrides):
-    env = dict(os.environ, LEO_OUTPUT_DIR=str(tmp_path / name), LEO_DATA_DIR=str(tmp_path / "data"))
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), *TINY, *overrides],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (checkpoint,) = (tmp_path / name).glob("runs/*/*/checkpoints/last.ckpt")
-    return checkpoint
+    return torch.load(train_checkpoint(tmp_path, name, *TINY, *overrides), weights_only=True)
 
 
 def test_resumed_training_equals_uninterrupted_training(tmp_path):
-    straight = torch.load(train(tmp_path, "straight", "trainer.max_steps=6"), weights_only=True)
-    half = train(tmp_path, "half", "trainer.max_steps=3")
-    resumed_path = train(tmp_path, "resumed", f"ckpt_path={half}", "trainer.max_steps=6")
-    resumed = torch.load(resumed_path, weights_only=True)
+    straight = train(tmp_path, "straight", "trainer.max_steps=6")
+    half = train_checkpoint(tmp_path, "half", *TINY, "trainer.max_steps=3")
+    resumed = train(tmp_path, "resumed", f"ckpt_path={half}", "trainer.max_steps=6")
     assert straight["global_step"] == resumed["global_step"] == 6
     for name, value in straight["state_dict"].items():
         assert torch.allclose(resumed["state_dict"][name], value, atol=1e-6), name

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 import torch
-from conftest import ROOT
+from helpers import run_script
 
 pytestmark = pytest.mark.slow
 
@@ -26,16 +24,7 @@ TINY = [
 
 
 def run(script: str, tmp_path, *overrides: str) -> subprocess.CompletedProcess:
-    env = dict(
-        os.environ, LEO_OUTPUT_DIR=str(tmp_path / "outputs"), LEO_DATA_DIR=str(tmp_path / "data")
-    )
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / script), *overrides],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_script(script, tmp_path, *overrides)
 
 
 @pytest.fixture(scope="module")
