@@ -18,6 +18,8 @@ def fake_job(root, num, strategy, steps, acc=None):
         "model": {"inner_steps": steps, "finetune_steps": steps},
     }
     (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    overrides = [f"strategy={strategy.lower()}", f"model.inner_steps={steps}"]
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     if acc is not None:
         results = {
             "strategy": strategy,
@@ -36,7 +38,7 @@ def test_compare_lists_every_job_and_marks_failed_ones(tmp_path):
     fake_job(tmp_path, 2, "PerTask", 100)  # crashed: no results.json
     table = compare(tmp_path)
     assert "90.00 ± 1.00 %" in table and "93.00 ± 1.00 %" in table
-    assert "| 2 | PerTask | 100 | 100 | failed" in table
+    assert "| 2 | `strategy=pertask model.inner_steps=100` | PerTask | 100 | 100 | failed" in table
     assert (tmp_path / "compare.md").read_text().count("\n|") == 5  # header, rule, three jobs
     assert (tmp_path / "compare.png").stat().st_size > 1000
 

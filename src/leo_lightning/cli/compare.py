@@ -16,6 +16,7 @@ import yaml
 @dataclass
 class JobResult:
     job: str
+    overrides: str
     strategy: str
     inner_steps: int | None
     finetune_steps: int | None
@@ -35,8 +36,11 @@ def read_job(job_dir: Path) -> JobResult:
     config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
     model = config.get("model", {})
     target = config.get("strategy", {}).get("_target_", "?")
+    overrides_file = job_dir / ".hydra" / "overrides.yaml"
+    overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
     result = JobResult(
         job=job_dir.name,
+        overrides=" ".join(o for o in overrides or [] if "progress_bar" not in o),
         strategy=target.rsplit(".", 1)[-1],
         inner_steps=model.get("inner_steps"),
         finetune_steps=model.get("finetune_steps"),
@@ -67,9 +71,9 @@ def read_multirun(multirun_dir: Path) -> list[JobResult]:
 
 def markdown_table(results: list[JobResult]) -> str:
     lines = [
-        "| job | strategy | latent steps | fine-tune steps | test accuracy (95% CI) "
+        "| job | overrides | strategy | latent steps | fine-tune steps | test accuracy (95% CI) "
         "| adapt ms/task | meta-train s |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if r.failed:
@@ -81,7 +85,7 @@ def markdown_table(results: list[JobResult]) -> str:
                 f"{r.fit_seconds:.0f}" if r.fit_seconds is not None else "",
             ]
         lines.append(
-            f"| {r.job} | {r.strategy} | {r.inner_steps} | {r.finetune_steps} | "
+            f"| {r.job} | `{r.overrides}` | {r.strategy} | {r.inner_steps} | {r.finetune_steps} | "
             + " | ".join(cells)
             + " |"
         )
