@@ -63,3 +63,38 @@ def test_matching_checkpoint_passes(tmp_path):
     module = tiny_module()
     path = save_ours(module, tmp_path / "a.ckpt")
     check_compatible(read_checkpoint(path), tiny_module(), path)
+
+
+def test_a_failed_save_raises_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    import errno
+
+    import fsspec.implementations.local as local
+    import lightning as L
+    from helpers import random_image_datamodule
+
+    module = tiny_module()
+    trainer = L.Trainer(
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        inference_mode=False,
+        accelerator="cpu",
+    )
+    trainer.fit(module, datamodule=random_image_datamodule())
+    path = tmp_path / "last.ckpt"
+    trainer.save_checkpoint(path)
+    before = path.read_bytes()
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(local.LocalFileOpener, "write", disk_full)
+    with torch.no_grad():
+        module.net.inner_lr.add_(1.0)  # a different state, which must not reach the file
+    with pytest.raises(OSError, match="No space left"):
+        trainer.save_checkpoint(path)
+    assert path.read_bytes() == before
+    assert torch.load(path, weights_only=True)["global_step"] == 1
