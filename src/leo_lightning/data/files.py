@@ -60,10 +60,7 @@ def decode_image(
             array = np.asarray(image, dtype=np.uint8)
     except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, ... by format
         raise ValueError(f"cannot decode image {label}: {error}") from error
-    if channels == 1:
-        array = array[None]
-    else:
-        array = array.transpose(2, 0, 1)
+    array = array[None] if channels == 1 else array.transpose(2, 0, 1)
     if invert:
         array = 255 - array
     return np.ascontiguousarray(array)

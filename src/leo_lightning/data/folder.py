@@ -207,9 +207,7 @@ class FolderSource:
             pools[split] = ClassPool.from_labels(
                 images[rows], remap[labels[rows]], [listing[c][1] for c in classes]
             )
-            logger.info(
-                "folder split %s: %d classes, %d images", split, len(classes), len(rows)
-            )
+            logger.info("folder split %s: %d classes, %d images", split, len(classes), len(rows))
         return pools
 
 

@@ -44,6 +44,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -101,7 +102,9 @@ class OmniglotSource:
         if isinstance(image_size, bool) or not isinstance(image_size, int):
             raise ValueError(f"data.source.image_size must be an int, got {image_size!r}")
         if image_size < _MIN_IMAGE_SIZE:
-            raise ValueError(f"data.source.image_size must be >= {_MIN_IMAGE_SIZE}, got {image_size}")
+            raise ValueError(
+                f"data.source.image_size must be >= {_MIN_IMAGE_SIZE}, got {image_size}"
+            )
         if split not in SPLITS:
             raise ValueError(f"data.source.split={split!r}: expected one of {list(SPLITS)}")
         if background not in BACKGROUNDS:
@@ -152,12 +155,12 @@ class OmniglotSource:
 
     def _missing_error(self, missing: Sequence[str], extra: str = "") -> FileNotFoundError:
         names = ", ".join(ARCHIVES[k] for k in missing)
-        hint = (
-            " or set data.source.download=true to fetch images_background.zip and "
-            "images_evaluation.zip through torchvision"
-            if any(k in DOWNLOADABLE for k in missing)
-            else ""
-        )
+        hint = ""
+        if not self.download and any(k in DOWNLOADABLE for k in missing):
+            hint = (
+                " (or set data.source.download=true to fetch images_background.zip and "
+                "images_evaluation.zip through torchvision)"
+            )
         return FileNotFoundError(
             f"Omniglot archive(s) not found: {names}. Put them in {self.root.resolve()} "
             f"(looked there and in its {TORCHVISION_FOLDER}/ subfolder; set data.source.root to "
@@ -168,10 +171,9 @@ class OmniglotSource:
     def _download(self, keys: Sequence[str]) -> None:
         not_downloadable = [k for k in keys if k not in DOWNLOADABLE]
         if not_downloadable:
+            listed = ", ".join(ARCHIVES[k] for k in not_downloadable)
             raise self._missing_error(
-                keys,
-                f" torchvision cannot download {', '.join(ARCHIVES[k] for k in not_downloadable)}"
-                ": place it by hand.",
+                keys, f" torchvision cannot download {listed}: place it there by hand."
             )
         from torchvision.datasets import Omniglot  # only needed here, and imports are slow
 
@@ -181,7 +183,7 @@ class OmniglotSource:
                 Omniglot(str(self.root), background=key == "background", download=True)
             except Exception as error:  # no network, HTTP error, checksum mismatch, ...
                 raise self._missing_error(
-                    keys, f" The download failed: {type(error).__name__}: {error}"
+                    keys, f" Downloading them failed: {type(error).__name__}: {error}"
                 ) from error
 
     def _archives(self, allow_download: bool) -> dict[str, Path]:
@@ -264,9 +266,6 @@ class OmniglotSource:
     def assign(self, characters: dict[str, tuple[str, torch.Tensor]]) -> dict[str, list[str]]:
         """Character names per split ('train', 'val', 'test'), by ``self.split``'s rule."""
         names = list(characters)
-        alphabets: dict[str, list[str]] = {}
-        for name in names:
-            alphabets.setdefault(_alphabet(name), []).append(name)
         if self.split == "standard":
             return self._assign_standard(names)
         if self.split == "lake":
@@ -274,6 +273,9 @@ class OmniglotSource:
             test = [n for n in names if characters[n][0] == "evaluation"]
             train, val = self._carve_validation(background)
             return {"train": train, "val": val, "test": test}
+        alphabets: dict[str, list[str]] = {}
+        for name in names:
+            alphabets.setdefault(_alphabet(name), []).append(name)
         return self._assign_alphabets(alphabets)
 
     def _assign_standard(self, names: list[str]) -> dict[str, list[str]]:
@@ -364,6 +366,11 @@ class OmniglotSource:
         return ClassPool.from_labels(data, labels, class_names)
 
 
+def _natural(text: str) -> tuple:
+    """Sort key that orders digit runs by value: character9 before character10."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
+
+
 def _alphabet(character: str) -> str:
     return character.rsplit("/", 1)[0]
 
@@ -382,9 +389,10 @@ def decode_archive(archive: Path, image_size: int) -> dict:
     """Decode every ``<alphabet>/<character>/<image>.png`` of an Omniglot zip archive.
 
     Returns {"images": uint8 [M, 1, S, S] (inverted: ink 255), "labels": long [M] (index into
-    "characters"), "characters": sorted "alphabet/character" names}. Images are in sorted
-    (alphabet, character, file) order. Raises ValueError naming the archive (unreadable zip,
-    no images in the expected layout) or the archive member (corrupt data, undecodable PNG).
+    "characters"), "characters": "alphabet/character" names}. Images and characters are in
+    (alphabet, character, file) name order, digit runs compared by value. Raises ValueError
+    naming the archive (unreadable zip, no images in the expected layout) or the archive member
+    (corrupt data, undecodable PNG).
     """
     try:
         handle = zipfile.ZipFile(archive)
@@ -409,8 +417,8 @@ def decode_archive(archive: Path, image_size: int) -> dict:
                 f"{archive} holds no PNG images in the Omniglot layout "
                 "<set>/<alphabet>/<character>/<image>.png"
             )
-        entries.sort(key=lambda e: e[:3])
-        characters = sorted({f"{a}/{c}" for a, c, _, _ in entries})
+        entries.sort(key=lambda e: tuple(map(_natural, e[:3])))
+        characters = list(dict.fromkeys(f"{a}/{c}" for a, c, _, _ in entries))
         ids = {name: i for i, name in enumerate(characters)}
         images = np.empty((len(entries), 1, image_size, image_size), dtype=np.uint8)
         labels = torch.empty(len(entries), dtype=torch.long)
