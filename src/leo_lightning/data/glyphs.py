@@ -37,7 +37,6 @@ import json
 import logging
 import math
 import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,7 @@ from types import MappingProxyType
 import torch
 
 from leo_lightning.data.class_pool import ClassPool
+from leo_lightning.data.files import atomic_save
 
 __all__ = [
     "DEFAULT_SPLIT_CLASSES",
@@ -447,27 +447,6 @@ def _is_valid_cache(
     return True
 
 
-def _atomic_save(data: dict[str, torch.Tensor], path: Path) -> None:
-    """Write via a temp file in the same directory + ``os.replace``: readers (and other ranks
-    racing to build the same cache) only ever see a missing or a complete file.
-
-    The temp name is unique per process and call; it is opened with ``open(..., "xb")``
-    rather than ``tempfile.mkstemp`` so the cache gets the usual umask permissions (mkstemp
-    would make it private to the user, breaking shared cache directories).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as handle:
-            torch.save(data, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def load_glyph_splits(
     root: str | os.PathLike,
     image_size: int = 28,
@@ -516,7 +495,7 @@ def load_glyph_splits(
         name: render_glyphs(count, examples_per_class, image_size, _split_seed(seed, name))
         for name, count in checked.items()
     }
-    _atomic_save(data, path)
+    atomic_save(data, path)
     return data
 
 
