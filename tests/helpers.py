@@ -99,3 +99,21 @@ def train_checkpoint(tmp_path, name: str, *overrides: str):
     assert proc.returncode == 0, proc.stderr[-3000:]
     (path,) = (tmp_path / name / "outputs").glob("runs/*/*/checkpoints/last.ckpt")
     return path
+
+
+def quiet_trainer(**overrides):
+    """An in-process CPU Trainer without logger, checkpoints, progress bar or sanity check."""
+    import lightning as L
+
+    kwargs = dict(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        inference_mode=False,
+        check_val_every_n_epoch=None,
+        accelerator="cpu",
+    )
+    kwargs.update(overrides)
+    return L.Trainer(**kwargs)

@@ -69,20 +69,10 @@ def test_a_failed_save_raises_and_keeps_the_previous_checkpoint(tmp_path, monkey
     import errno
 
     import fsspec.implementations.local as local
-    import lightning as L
-    from helpers import random_image_datamodule
+    from helpers import quiet_trainer, random_image_datamodule
 
     module = tiny_module()
-    trainer = L.Trainer(
-        max_steps=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        inference_mode=False,
-        accelerator="cpu",
-    )
+    trainer = quiet_trainer(max_steps=1, limit_val_batches=0)
     trainer.fit(module, datamodule=random_image_datamodule())
     path = tmp_path / "last.ckpt"
     trainer.save_checkpoint(path)

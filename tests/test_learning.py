@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import lightning as L
 import pytest
-from helpers import tiny_module
+from helpers import quiet_trainer, tiny_module
 
 from leo_lightning.data import EpisodicDataModule
 from leo_lightning.data.glyphs import GlyphSource
@@ -34,18 +34,7 @@ def test_short_fit_on_glyphs_lifts_validation_accuracy_far_above_chance(tmp_path
         latent_dim=16,
         lr=3e-3,
     )
-    trainer = L.Trainer(
-        max_steps=150,
-        val_check_interval=150,
-        check_val_every_n_epoch=None,
-        num_sanity_val_steps=0,
-        inference_mode=False,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-    )
+    trainer = quiet_trainer(max_steps=150, val_check_interval=150)
     trainer.fit(module, datamodule=datamodule)
     accuracy = trainer.callback_metrics["val/acc"].item()
     assert accuracy > 0.6, accuracy  # chance is 0.2

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import ROOT
+from helpers import quiet_trainer
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
@@ -199,18 +200,7 @@ def test_the_miniimagenet_experiment_trains_and_tests_on_files_in_the_original_f
     L.seed_everything(0)
     datamodule = instantiate(cfg.data)
     module = instantiate(cfg.model, strategy=cfg.strategy, _recursive_=False)
-    trainer = L.Trainer(
-        max_steps=3,
-        val_check_interval=3,
-        check_val_every_n_epoch=None,
-        num_sanity_val_steps=0,
-        inference_mode=False,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-    )
+    trainer = quiet_trainer(max_steps=3, val_check_interval=3)
     trainer.fit(module, datamodule=datamodule)
     (metrics,) = trainer.test(module, datamodule=datamodule, verbose=False)
 

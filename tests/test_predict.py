@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import csv
 
-import lightning as L
 import pytest
-from helpers import random_image_datamodule, run_script, tiny_module
+from helpers import quiet_trainer, random_image_datamodule, run_script, tiny_module
 from PIL import Image
 
 from leo_lightning.data.glyphs import render_glyphs
@@ -20,16 +19,7 @@ def checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "model.ckpt"
     module = tiny_module()
     module.run_config = {"data": {"n_way": 5}}
-    trainer = L.Trainer(
-        max_steps=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        inference_mode=False,
-        accelerator="cpu",
-    )
+    trainer = quiet_trainer(max_steps=2, limit_val_batches=0)
     trainer.fit(module, datamodule=random_image_datamodule())
     trainer.save_checkpoint(path)
     return path
