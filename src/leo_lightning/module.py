@@ -19,6 +19,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
+from leo_lightning import dashboards
 from leo_lightning.checkpoints import CHECKPOINT_KEY
 from leo_lightning.clipping import clip_per_tensor_
 from leo_lightning.data.episode import Episode
@@ -86,6 +87,9 @@ class LEOModule(L.LightningModule):
         self.register_buffer("skipped_steps", torch.zeros((), dtype=torch.long))
         self.consecutive_skips = 0
         self.run_config: dict | None = None  # the composed run config, stored in checkpoints
+        # What the validation dashboards draw, gathered on rank 0 over one validation epoch.
+        self._latent_norms: list[tuple[Tensor, Tensor]] = []  # (|z0|, |z|) [B, N] per batch
+        self._shown_episode: tuple[Tensor, ...] | None = None  # one task and its predictions
 
     def setup(self, stage: str) -> None:
         # Confident softmaxes in the inner loop produce subnormal floats, and their second-order
@@ -185,18 +189,25 @@ class LEOModule(L.LightningModule):
 
     # -- evaluation -------------------------------------------------------------------------------
 
-    def _evaluate(self, batch: Episode) -> tuple[Tensor, float]:
-        """Per-episode accuracy [B] and the wall time of adaptation (seconds, data excluded)."""
+    def _evaluate(self, batch: Episode) -> tuple[TaskOutput, Tensor, float]:
+        """The strategy's output, per-episode accuracy [B] and the wall time of adaptation
+        (seconds, data excluded)."""
         _synchronize(self.device)
         start = time.perf_counter()
         with torch.enable_grad():  # the inner loop differentiates even at evaluation
             out = self(batch)
         _synchronize(self.device)
-        return episode_accuracy(out.query_logits, batch.query_y), time.perf_counter() - start
+        accuracy = episode_accuracy(out.query_logits, batch.query_y)
+        return out, accuracy, time.perf_counter() - start
+
+    def on_validation_epoch_start(self) -> None:
+        self._latent_norms, self._shown_episode = [], None
 
     def validation_step(self, batch: Episode, batch_idx: int) -> None:
-        accuracy, _ = self._evaluate(batch)
+        out, accuracy, _ = self._evaluate(batch)
         self.val_acc.update(accuracy)
+        if self._tensorboards() and self.trainer.is_global_zero:  # only rank 0 writes events
+            self._collect_dashboards(batch, batch_idx, out)
 
     def on_validation_epoch_end(self) -> None:
         mean, ci95, _ = self.val_acc.compute()
@@ -204,20 +215,60 @@ class LEOModule(L.LightningModule):
         # Already reduced over ranks; sync_dist averages identical values (and silences a warning).
         self.log_dict({"val/acc": mean, "val/acc_ci95": ci95}, prog_bar=True, sync_dist=True)
         self._log_rate_histograms()
+        self._log_dashboards()
+
+    def _tensorboards(self) -> list[TensorBoardLogger]:
+        """The TensorBoard loggers that take histograms and images now (not in the sanity check)."""
+        if self.trainer.sanity_checking:
+            return []
+        return [logger for logger in self.loggers if isinstance(logger, TensorBoardLogger)]
 
     def _log_rate_histograms(self) -> None:
         """The learned per-dimension rates, so users see them move away from their init."""
-        for logger in self.loggers:
-            if isinstance(logger, TensorBoardLogger) and not self.trainer.sanity_checking:
-                for name in ("inner_lr", "finetune_lr"):
-                    values = getattr(self.net, name).detach().float().cpu()
-                    logger.experiment.add_histogram(f"rates/{name}", values, self.global_step)
+        for logger in self._tensorboards():
+            for name in ("inner_lr", "finetune_lr"):
+                values = getattr(self.net, name).detach().float().cpu()
+                logger.experiment.add_histogram(f"rates/{name}", values, self.global_step)
+
+    def _collect_dashboards(self, batch: Episode, batch_idx: int, out: TaskOutput) -> None:
+        """Keep what the validation dashboards draw: the norms of the class codes before and
+        after the latent steps, and the first episode of the first batch with its predictions
+        (the validation episodes are fixed, so it is the same episode at every validation).
+        Rank 0's own episodes only: no collective runs here, so no rank can wait on another."""
+        if out.latents is not None:
+            z0, z = out.latents
+            self._latent_norms.append((z0.norm(dim=-1).cpu(), z.norm(dim=-1).cpu()))
+        if batch_idx == 0 and dashboards.drawable(tuple(batch.support_x.shape[2:])):
+            predicted = out.query_logits[0].argmax(-1)
+            task = (batch.support_x[0], batch.support_y[0], batch.query_x[0], batch.query_y[0])
+            self._shown_episode = tuple(t.detach().cpu() for t in (*task, predicted))
+
+    def _log_dashboards(self) -> None:
+        """Histograms of the latent-code norms and the picture of the shown episode."""
+        norms, self._latent_norms = self._latent_norms, []
+        shown, self._shown_episode = self._shown_episode, None
+        loggers = self._tensorboards()
+        if not loggers or not self.trainer.is_global_zero:
+            return
+        image = None
+        if shown is not None:
+            name = f"validation episode 0, step {self.global_step}"
+            title = dashboards.episode_title(name, shown[1], shown[3], shown[4])
+            image = dashboards.render(dashboards.episode_figure(*shown, title=title))
+        for logger in loggers:
+            writer = logger.experiment
+            if norms:
+                initial, adapted = (torch.cat([t.flatten() for t in n]) for n in zip(*norms))
+                writer.add_histogram("latents/norm_initial", initial, self.global_step)
+                writer.add_histogram("latents/norm_adapted", adapted, self.global_step)
+            if image is not None:
+                writer.add_image("val/episode", image, self.global_step, dataformats="HWC")
 
     def on_test_epoch_start(self) -> None:
         self._adapt_seconds, self._adapt_tasks = 0.0, 0
 
     def test_step(self, batch: Episode, batch_idx: int) -> None:
-        accuracy, seconds = self._evaluate(batch)
+        _, accuracy, seconds = self._evaluate(batch)
         self.test_acc.update(accuracy)
         self._adapt_seconds += seconds
         self._adapt_tasks += accuracy.numel()

@@ -34,6 +34,9 @@ class TaskOutput:
     kl: Tensor  # scalar; zero at evaluation or where there is no latent distribution
     encoder_penalty: Tensor  # scalar
     support_losses: list[Tensor] = field(default_factory=list)  # per-task support loss per step
+    # The class codes before and after the latent steps, z0 and z [B, N, d], detached (for the
+    # latent-norm dashboards); None for a strategy without latent codes.
+    latents: tuple[Tensor, Tensor] | None = None
 
 
 def n_way_of(episode: Episode) -> int:
@@ -81,4 +84,5 @@ class LatentStrategy(Strategy):
             kl=kl,
             encoder_penalty=encoder_penalty,
             support_losses=latent_losses + finetune_losses,
+            latents=(z0.detach(), z.detach()),
         )

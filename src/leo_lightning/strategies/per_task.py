@@ -56,6 +56,7 @@ class PerTask(Strategy):
         def features(params: dict[str, Tensor], x: Tensor) -> Tensor:  # one task's examples
             return net.features(x, backbone=lambda t: functional_call(template, params, (t,)))
 
+        initial_mean = split_gaussian(state["q_z"])[0].detach().clone()  # Adam moves q_z in place
         batched_features = torch.vmap(features)
         optimizer = torch.optim.Adam(list(state.values()), lr=self.lr, betas=self.betas)
         losses = []
@@ -82,7 +83,13 @@ class PerTask(Strategy):
             mean, _ = split_gaussian(state["q_z"])
             logits = query @ self._weights(state, mean).transpose(1, 2)
         zero = logits.new_zeros(())
-        return TaskOutput(logits, kl=zero, encoder_penalty=zero, support_losses=losses)
+        return TaskOutput(
+            logits,
+            kl=zero,
+            encoder_penalty=zero,
+            support_losses=losses,
+            latents=(initial_mean, mean.detach()),  # the means of q(z) before and after the steps
+        )
 
     def _fresh_backbones(self, net: LEONet, n_tasks: int) -> tuple[nn.Module, dict[str, Tensor]]:
         """n_tasks freshly initialised copies of the backbone, stacked: name -> [B, ...]."""
