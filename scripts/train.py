@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +29,8 @@ def main(cfg: DictConfig) -> float | None:
     try:
         validate(cfg)
     except ConfigError as error:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # fails this job only: the sweeper records it and goes on with the others
         print(error, file=sys.stderr)
         sys.exit(2)
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # SIGTERM saves a checkpoint too

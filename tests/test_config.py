@@ -35,6 +35,7 @@ def options(group: str) -> list[str]:
         "paths",
         "experiment",
         "debug",
+        "hparams_search",
     ],
 )
 def test_every_option_of_every_group_composes(group):
