@@ -6,8 +6,6 @@ import sys
 from pathlib import Path
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,7 +13,7 @@ os.environ.setdefault("LEO_PROJECT_ROOT", str(ROOT))
 
 from leo_lightning.cli.train import train  # noqa: E402
 from leo_lightning.config import register_configs  # noqa: E402
-from leo_lightning.validation import ConfigError, validate  # noqa: E402
+from leo_lightning.validation import validate  # noqa: E402
 
 register_configs()
 
@@ -26,13 +24,9 @@ def _terminate_as_interrupt(signum, frame):
 
 @hydra.main(version_base="1.3", config_path=str(ROOT / "conf"), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    try:
-        validate(cfg)
-    except ConfigError as error:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # fails this job only: the sweeper records it and goes on with the others
-        print(error, file=sys.stderr)
-        sys.exit(2)
+    # A single run was checked before its run dir existed (hydra/default.yaml callbacks); a
+    # multirun job is checked here, where a ConfigError fails this job and the sweep goes on.
+    validate(cfg)
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # SIGTERM saves a checkpoint too
     results = train(cfg)
     return results.get(cfg.optimized_metric)

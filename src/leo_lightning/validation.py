@@ -6,10 +6,12 @@ say: ranges and the rules that tie keys together. Every problem is reported, not
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 
@@ -118,3 +120,16 @@ def _split_capacity_problems(cfg: DictConfig) -> list[str]:
                 f"data.source.{split}_classes={classes}: must be >= data.n_way = {n_way}"
             )
     return problems
+
+
+class ValidateOnRunStart(Callback):
+    """Checks a single run's config before Hydra creates its run directory, so a mistake
+    leaves nothing behind. (A multirun job is checked by scripts/train.py instead: there a bad
+    value fails that job only, and the sweep goes on.)"""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            validate(config)
+        except ConfigError as error:
+            print(error, file=sys.stderr)
+            sys.exit(2)
