@@ -45,6 +45,11 @@ class LEONet(nn.Module):
                 f"model.backbone_autocast={backbone_autocast!r}: expected one of "
                 f"{sorted(k for k in AUTOCAST_DTYPES if k)} or null"
             )
+        if channels_last:
+            # The weights too: a 1-channel image is as much NCHW as NHWC, and a convolution
+            # follows its input's or its weight's format, so with plain weights every layer
+            # fell back to NCHW (and to a max-pool ~15x slower than the channels-last one).
+            backbone = backbone.to(memory_format=torch.channels_last)
         self.backbone = backbone
         self.input_shape = tuple(input_shape)
         self.feature_dim = self._probe_feature_dim()
