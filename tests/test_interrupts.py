@@ -15,6 +15,10 @@ from conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
+# A budget no run reaches in a test: the tiny model makes a step in milliseconds, so a run with
+# a small max_steps could finish before the signal arrives.
+ENDLESS = "trainer.max_steps=10000000"
+
 TINY = [
     "debug=fast",
     "model.latent_dim=8",
@@ -67,7 +71,7 @@ def wait_for_checkpoint_step(tmp_path, proc, min_step, timeout=240):
 
 
 def test_sigkill_leaves_a_loadable_last_checkpoint_that_resumes(tmp_path):
-    proc = start(tmp_path, "trainer.max_steps=400")
+    proc = start(tmp_path, ENDLESS)
     last = wait_for_checkpoint_step(tmp_path, proc, min_step=6)
     time.sleep(0.5)  # kill at an arbitrary moment, likely mid-step or mid-save
     proc.send_signal(signal.SIGKILL)
@@ -82,7 +86,7 @@ def test_sigkill_leaves_a_loadable_last_checkpoint_that_resumes(tmp_path):
 
 
 def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
-    proc = start(tmp_path, "trainer.max_steps=400")
+    proc = start(tmp_path, ENDLESS)
     last = wait_for_checkpoint_step(tmp_path, proc, min_step=3)
     proc.send_signal(signal.SIGINT)
     returncode, stderr = finish(proc, timeout=120)
