@@ -28,6 +28,9 @@ def main(cfg: DictConfig) -> float | None:
     # multirun job is checked here, where a ConfigError fails this job and the sweep goes on.
     validate(cfg)
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # SIGTERM saves a checkpoint too
+    # A process started in the background by a non-interactive shell inherits SIGINT ignored,
+    # and Python then installs no Ctrl-C handler: restore it, so SIGINT always interrupts.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     results = train(cfg)
     return results.get(cfg.optimized_metric)
 

@@ -12,6 +12,10 @@ import time
 import pytest
 import torch
 from conftest import ROOT
+from helpers import quiet_trainer, random_image_datamodule, tiny_module
+from lightning.pytorch.callbacks import Callback
+
+from leo_lightning.callbacks import CheckpointOnInterrupt
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +36,24 @@ TINY = [
 ]
 
 
-def start(tmp_path, *overrides):
+@pytest.fixture
+def start(tmp_path):
+    """Starts train.py runs; any still running when the test ends is killed, so a failing test
+    leaves no endless run behind."""
+    runs = []
+
+    def start_run(*overrides):
+        runs.append(_start(tmp_path, *overrides))
+        return runs[-1]
+
+    yield start_run
+    for proc in runs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _start(tmp_path, *overrides):
     """Start train.py; stdout is discarded, stderr goes to a file (a pipe could fill and block)."""
     env = dict(os.environ, LEO_OUTPUT_DIR=str(tmp_path / "outputs"))
     env["LEO_DATA_DIR"] = str(tmp_path / "data")
@@ -70,8 +91,8 @@ def wait_for_checkpoint_step(tmp_path, proc, min_step, timeout=240):
     raise TimeoutError("no checkpoint appeared")
 
 
-def test_sigkill_leaves_a_loadable_last_checkpoint_that_resumes(tmp_path):
-    proc = start(tmp_path, ENDLESS)
+def test_sigkill_leaves_a_loadable_last_checkpoint_that_resumes(tmp_path, start):
+    proc = start(ENDLESS)
     last = wait_for_checkpoint_step(tmp_path, proc, min_step=6)
     time.sleep(0.5)  # kill at an arbitrary moment, likely mid-step or mid-save
     proc.send_signal(signal.SIGKILL)
@@ -79,14 +100,14 @@ def test_sigkill_leaves_a_loadable_last_checkpoint_that_resumes(tmp_path):
     step = torch.load(last, weights_only=True)["global_step"]
     assert step >= 6
 
-    resumed = start(tmp_path, f"ckpt_path={last}", f"trainer.max_steps={step + 3}")
+    resumed = start(f"ckpt_path={last}", f"trainer.max_steps={step + 3}")
     returncode, stderr = finish(resumed, timeout=300)
     assert returncode == 0, stderr[-3000:]
     assert "Restoring states from the checkpoint" in stderr or "Restored all states" in stderr
 
 
-def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
-    proc = start(tmp_path, ENDLESS)
+def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path, start):
+    proc = start(ENDLESS)
     last = wait_for_checkpoint_step(tmp_path, proc, min_step=3)
     proc.send_signal(signal.SIGINT)
     returncode, stderr = finish(proc, timeout=120)
@@ -95,3 +116,26 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
     assert torch.load(interrupted, weights_only=True)["global_step"] >= 3
     assert "resume with: python" in stderr and f"ckpt_path={interrupted}" in stderr
     assert (last.parents[1] / "train.log").stat().st_size > 0
+
+
+def test_ctrl_c_during_validation_saves_a_checkpoint_that_resumes(tmp_path):
+    class CtrlCInValidation(Callback):
+        def on_validation_batch_start(self, trainer, *args):
+            if trainer.global_step >= 2:
+                raise KeyboardInterrupt
+
+    saver = CheckpointOnInterrupt(str(tmp_path))
+    trainer = quiet_trainer(
+        max_steps=10, val_check_interval=2, callbacks=[saver, CtrlCInValidation()]
+    )
+    sigint = signal.getsignal(signal.SIGINT)  # Lightning ignores SIGINT while it shuts down
+    try:
+        with pytest.raises(SystemExit, match="1"):
+            trainer.fit(tiny_module(), datamodule=random_image_datamodule())
+    finally:
+        signal.signal(signal.SIGINT, sigint)
+    assert torch.load(saver.path, weights_only=True)["global_step"] == 2
+
+    resumed = quiet_trainer(max_steps=4, val_check_interval=2)
+    resumed.fit(tiny_module(), datamodule=random_image_datamodule(), ckpt_path=saver.path)
+    assert resumed.global_step == 4

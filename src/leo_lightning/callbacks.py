@@ -8,21 +8,25 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.trainer.states import TrainerFn
 
 log = logging.getLogger(__name__)
 
 
 class CheckpointOnInterrupt(Callback):
-    """Ctrl-C (or SIGTERM, which scripts/train.py turns into Ctrl-C) during fit saves a checkpoint
-    and says how to resume. Lightning then exits with status 1; logs and files already written
-    stay as they are. Checkpoint files are written atomically by Lightning (temporary file, then
-    rename), so an interrupted save never replaces a good checkpoint with half of one."""
+    """Ctrl-C (or SIGTERM, which scripts/train.py turns into Ctrl-C) during fit, in a training step
+    or in validation, saves a checkpoint and says how to resume. Lightning then exits with status
+    1; logs and files already written stay as they are. Checkpoint files are written atomically
+    by Lightning (temporary file, then rename), so an interrupted save never replaces a good
+    checkpoint with half of one."""
 
     def __init__(self, dirpath: str, filename: str = "interrupted.ckpt"):
         self.path = Path(dirpath) / filename
 
     def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException):
-        if not isinstance(exception, KeyboardInterrupt) or not trainer.training:
+        # During fit, validation included: a Ctrl-C there must save too. Weights, optimizer and
+        # step are those of the last completed training step either way.
+        if not isinstance(exception, KeyboardInterrupt) or trainer.state.fn != TrainerFn.FITTING:
             return
         trainer.save_checkpoint(self.path)
         if trainer.is_global_zero:
