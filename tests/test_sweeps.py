@@ -51,6 +51,11 @@ def test_yaml_list_is_a_choice():
     assert space.overrides({"model.first_order": False}) == ["model.first_order=false"]
 
 
+def test_nested_params_mean_dotted_keys():
+    space = build_search_space({"model": {"lr": "interval(0.001, 0.01)"}}, [])
+    assert space.distributions == {"model.lr": FloatDistribution(0.001, 0.01)}
+
+
 def test_log_interval_becomes_log_uniform_float():
     space = build_search_space({"model.lr": "tag(log, interval(1e-4, 1e-2))"}, [])
     assert space.distributions["model.lr"] == FloatDistribution(1e-4, 1e-2, log=True)
@@ -85,7 +90,7 @@ def test_command_line_key_replaces_the_same_key_of_params():
         ({"model.lr": "tag(log, interval(0, 1))"}, "low > 0 for tag log"),
         ({"model.inner_steps": "range(5, 1)"}, "model.inner_steps: range(start, stop, step)"),
         ({"model.dropout": "choice(0.1, 0.1)"}, "model.dropout: repeated choice"),
-        ({"model.dropout": {"a": 1}}, "hydra.sweeper.params.model.dropout: expected a sweep"),
+        ({"model.dropout": {1, 2}}, "hydra.sweeper.params.model.dropout: expected a sweep"),
     ],
 )
 def test_bad_search_space_entry_names_its_key(params, expected):

@@ -75,9 +75,10 @@ def format_value(value: Any) -> str:
 
 
 def build_search_space(params: Mapping[str, Any], arguments: list[str]) -> SearchSpace:
-    """`params` from the sweeper config and the command-line `arguments` of `-m`; a key swept on
+    """`params` from the sweeper config and the command-line `arguments` of `-m`; a key given on
     the command line replaces the same key of `params`."""
-    lines = {key: f"{key}={_as_override_text(key, value)}" for key, value in params.items()}
+    flat = _flatten(params)
+    lines = {key: f"{key}={_as_override_text(key, value)}" for key, value in flat.items()}
     parser = OverridesParser.create()
     for override in parser.parse_overrides(arguments):
         lines.pop(override.get_key_element(), None)
@@ -89,6 +90,18 @@ def build_search_space(params: Mapping[str, Any], arguments: list[str]) -> Searc
         else:
             fixed.append(override.input_line)
     return SearchSpace(tuple(dimensions), tuple(fixed))
+
+
+def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested params as dotted keys: `params: {model: {lr: ...}}` and `params: {model.lr: ...}`
+    both mean model.lr."""
+    flat = {}
+    for key, value in params.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _as_override_text(key: str, value: Any) -> str:
