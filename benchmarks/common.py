@@ -47,7 +47,12 @@ def time_per_call(
         fn()
         synchronize(device)
         times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    return median(times)
+
+
+def median(values: list[float]) -> float:
+    """The middle value (the upper of the two middle ones for an even count)."""
+    return sorted(values)[len(values) // 2]
 
 
 def peak_memory_mb(device: torch.device) -> float:

@@ -42,7 +42,7 @@ if "--warm-cache" not in sys.argv:  # a fresh Inductor cache: the compile time i
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, random_episode, synchronize  # noqa: E402
+from common import machine, median, random_episode, synchronize  # noqa: E402
 
 from leo_lightning.clipping import clip_per_tensor_  # noqa: E402
 from leo_lightning.module import LEOModule  # noqa: E402
@@ -114,10 +114,6 @@ def max_logit_difference(args, variant: str, episode) -> float:
         a = eager(episode).query_logits
         b = other(episode).query_logits
     return float((a - b).abs().max())
-
-
-def median(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2]
 
 
 def main() -> None:

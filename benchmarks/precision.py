@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from hydra.utils import instantiate  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from leo_lightning.checkpoints import CHECKPOINT_KEY  # noqa: E402
-from leo_lightning.metrics import episode_accuracy  # noqa: E402
+from leo_lightning.metrics import EpisodeAccuracy, episode_accuracy  # noqa: E402
 from leo_lightning.module import LEOModule  # noqa: E402
 
 VARIANTS = {
@@ -47,9 +46,12 @@ VARIANTS = {
 
 
 def mean_ci95(values: torch.Tensor) -> tuple[float, float]:
-    """Mean and 1.96 * sd / sqrt(n), sd with Bessel's correction (as EpisodeAccuracy)."""
-    values = values.double()
-    return float(values.mean()), float(1.96 * values.std() / math.sqrt(values.numel()))
+    """Mean and 95% half-width of per-episode values, by the same formula as every reported
+    accuracy (EpisodeAccuracy); also used for paired per-episode differences."""
+    metric = EpisodeAccuracy()
+    metric.update(values)
+    mean, ci95, _ = metric.compute()
+    return float(mean), float(ci95)
 
 
 def train(seed: int, variant: str, steps: int, overrides: list[str], output_dir: Path) -> Path:
