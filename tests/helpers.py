@@ -73,6 +73,18 @@ def random_image_datamodule(**overrides) -> EpisodicDataModule:
     )
 
 
+# Overrides that make scripts/train.py a run of seconds: few classes, steps and episodes, no
+# progress bar. TINY_CONV4 shrinks the default backbone and latent code to match.
+TINY_RUN = [
+    "debug=fast",
+    "data.source.examples_per_class=6",
+    "data.n_query=3",
+    "~callbacks.progress_bar",
+    "trainer.enable_progress_bar=false",
+]
+TINY_CONV4 = ["model.latent_dim=8", "model.backbone.channels=8"]
+
+
 def run_script(script: str, tmp_path, *args: str, timeout: int = 300, **env_overrides):
     """Run scripts/<script> in a subprocess with outputs and the data cache under tmp_path."""
     import os

@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import train_checkpoint
+from helpers import TINY_RUN, train_checkpoint
 
 pytestmark = pytest.mark.slow
 
 # No BatchNorm (SyncBatchNorm needs GPUs), no dropout and no sampling, so that the only
 # difference between the runs is how the meta-batch is split between processes.
 EXACT = [
-    "debug=fast",
+    *TINY_RUN,
     "model/backbone=flatten",
     "model.latent_dim=8",
     "model.dropout=0",
     "model.deterministic=true",
     "model.backbone_autocast=null",
-    "data.source.examples_per_class=6",
-    "data.n_query=3",
     "trainer.max_steps=3",
     "trainer.limit_val_batches=0",
     "test=false",
-    "~callbacks.progress_bar",
-    "trainer.enable_progress_bar=false",
 ]
 
 

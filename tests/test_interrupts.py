@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 from conftest import ROOT
-from helpers import quiet_trainer, random_image_datamodule, tiny_module
+from helpers import TINY_CONV4, TINY_RUN, quiet_trainer, random_image_datamodule, tiny_module
 from lightning.pytorch.callbacks import Callback
 
 from leo_lightning.callbacks import CheckpointOnInterrupt
@@ -23,17 +23,7 @@ pytestmark = pytest.mark.slow
 # a small max_steps could finish before the signal arrives.
 ENDLESS = "trainer.max_steps=10000000"
 
-TINY = [
-    "debug=fast",
-    "model.latent_dim=8",
-    "model.backbone.channels=8",
-    "data.source.examples_per_class=6",
-    "data.n_query=3",
-    "~callbacks.progress_bar",
-    "trainer.enable_progress_bar=false",
-    "data.val_episodes=4",
-    "trainer.val_check_interval=3",
-]
+TINY = [*TINY_RUN, *TINY_CONV4, "data.val_episodes=4", "trainer.val_check_interval=3"]
 
 
 @pytest.fixture

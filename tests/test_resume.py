@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import train_checkpoint
+from helpers import TINY_CONV4, TINY_RUN, train_checkpoint
 
 pytestmark = pytest.mark.slow
 
 TINY = [
-    "debug=fast",
-    "model.latent_dim=8",
-    "model.backbone.channels=8",
+    *TINY_RUN,
+    *TINY_CONV4,
     "model.backbone_autocast=null",  # bf16 kernels may differ between runs; keep fp32 here
-    "data.source.examples_per_class=6",
-    "data.n_query=3",
     "trainer.limit_val_batches=0",
     "test=false",
-    "~callbacks.progress_bar",
-    "trainer.enable_progress_bar=false",
 ]
 
 

@@ -13,7 +13,7 @@ import optuna
 import pytest
 import yaml
 from conftest import ROOT
-from helpers import run_script
+from helpers import TINY_RUN, run_script
 from hydra import compose, initialize_config_dir
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
@@ -251,20 +251,16 @@ def test_bad_sweeper_settings_name_the_key(key, value, expected):
 
 # -- the real thing, in miniature ----------------------------------------------------------------
 
-TINY = [
-    "debug=fast",
-    "model.latent_dim=8",
+SHORT = [
+    *TINY_RUN,
     "model.backbone.channels=8",
     "data.eval_batch_size=16",
     "data.val_episodes=8",
-    "data.source.examples_per_class=6",
-    "data.n_query=3",
     "trainer.max_steps=2",
     "trainer.val_check_interval=2",
-    "~callbacks.progress_bar",
-    "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
 ]
+TINY = [*SHORT, "model.latent_dim=8"]
 
 
 @pytest.mark.slow
@@ -312,13 +308,10 @@ def test_an_invalid_sampled_value_fails_its_trial_with_the_validation_message(tm
     assert trial.state == TrialState.FAIL and "model.dropout" in trial.user_attrs["failure"]
 
 
-WITHOUT_LATENT_DIM = [o for o in TINY if not o.startswith("model.latent_dim=")]
-
-
 @pytest.mark.slow
 def test_basic_multirun_gives_each_job_its_own_dir(tmp_path):
     proc = run_script(
-        "train.py", tmp_path, "-m", "model.latent_dim=32,64,128", *WITHOUT_LATENT_DIM, "test=false"
+        "train.py", tmp_path, "-m", "model.latent_dim=32,64,128", *SHORT, "test=false"
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (sweep,) = (tmp_path / "outputs" / "multiruns").glob("*/*")

@@ -7,20 +7,11 @@ import subprocess
 
 import pytest
 import torch
-from helpers import run_script
+from helpers import TINY_CONV4, TINY_RUN, run_script
 
 pytestmark = pytest.mark.slow
 
-TINY = [
-    "debug=fast",
-    "model.latent_dim=8",
-    "model.backbone.channels=8",
-    "data.eval_batch_size=16",
-    "data.source.examples_per_class=6",
-    "data.n_query=3",
-    "~callbacks.progress_bar",
-    "trainer.enable_progress_bar=false",
-]
+TINY = [*TINY_RUN, *TINY_CONV4, "data.eval_batch_size=16"]
 
 
 def run(script: str, tmp_path, *overrides: str) -> subprocess.CompletedProcess:
