@@ -32,3 +32,11 @@ def random_pool(n_classes: int = 12, examples: int = 6, size: int = 28, seed: in
 @pytest.fixture
 def pool() -> ClassPool:
     return random_pool()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_precision_cache(tmp_path_factory):
+    """`model.backbone_autocast=auto` caches its CPU probe per user; tests (and the training
+    subprocesses they start, which inherit the environment) use a cache of their own."""
+    os.environ["LEO_CACHE_DIR"] = str(tmp_path_factory.mktemp("leo-cache"))
+    yield

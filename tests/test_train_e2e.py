@@ -96,3 +96,36 @@ def test_tensorboard_holds_hparams_with_real_metrics_and_rate_histograms(trained
     assert {"train/loss", "train/query_acc", "val/acc", "test/acc"} <= tags
     assert "train/support_loss/step_0" in tags and "rates/inner_lr" in tags
     assert "hparams/best_val_acc" in tags and "hp_metric" not in tags
+
+
+def test_the_resolved_backbone_precision_is_logged_once_and_recorded_everywhere(trained_run):
+    """`auto` is decided at the start; results.json, the checkpoint, the log and the HParams
+    all say what ran, so two runs on different machines are never silently compared."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    _, run_dir, _ = trained_run
+    recorded = json.loads((run_dir / "results.json").read_text())["backbone_precision"]
+    assert recorded["name"] in {"fp32", "bf16"} and recorded["reason"]
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["leo_lightning"]["backbone_precision"] == recorded
+    log_lines = [
+        line
+        for line in (run_dir / "train.log").read_text().splitlines()
+        if "backbone precision:" in line
+    ]
+    assert len(log_lines) == 1
+    assert f"backbone precision: {recorded['name']} ({recorded['reason']})" in log_lines[0]
+    logged = set()
+    for events in (run_dir / "tensorboard").rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        try:
+            tags = accumulator.PluginTagToContent("hparams")
+        except KeyError:  # an event file without HParams
+            continue
+        content = tags.get("_hparams_/session_start_info")
+        if content:
+            hparams = HParamsPluginData.FromString(content).session_start_info.hparams
+            logged.add(hparams["backbone_precision"].string_value)
+    assert logged == {recorded["name"]}

@@ -124,8 +124,8 @@ class LEOSchema:
     grad_clip_value: float = 0.1
     grad_clip_norm: float = 0.1
     max_consecutive_skips: int = 25
-    channels_last: bool = False
-    backbone_autocast: Optional[str] = None
+    channels_last: bool = True
+    backbone_autocast: Optional[str] = "auto"
     deterministic: bool = False
 
 

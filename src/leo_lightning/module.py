@@ -19,7 +19,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from leo_lightning import dashboards
+from leo_lightning import dashboards, precision
 from leo_lightning.checkpoints import CHECKPOINT_KEY
 from leo_lightning.clipping import clip_per_tensor_
 from leo_lightning.data.episode import Episode
@@ -58,8 +58,8 @@ class LEOModule(L.LightningModule):
         grad_clip_value: float = 0.1,
         grad_clip_norm: float = 0.1,
         max_consecutive_skips: int = 25,
-        channels_last: bool = False,
-        backbone_autocast: str | None = None,
+        channels_last: bool = True,
+        backbone_autocast: str | None = precision.AUTO,
         deterministic: bool = False,
     ):
         super().__init__()
@@ -95,6 +95,19 @@ class LEOModule(L.LightningModule):
         # Confident softmaxes in the inner loop produce subnormal floats, and their second-order
         # backward runs about 10x slower on x86 CPUs unless subnormals are flushed to zero.
         torch.set_flush_denormal(True)
+        self._resolve_precision()
+
+    def _resolve_precision(self) -> None:
+        """Decide `model.backbone_autocast=auto` once, on rank 0 for the device it trains on,
+        and give every rank the same answer (a probe per rank could disagree). The module is
+        not on its device yet when `setup` runs: the strategy's root device is where it goes."""
+        if self.net.precision is not None:
+            return
+        strategy = self.trainer.strategy
+        chosen = (
+            self.net.resolve_precision(strategy.root_device) if strategy.is_global_zero else None
+        )
+        self.net.precision = strategy.broadcast(chosen, src=0)
 
     def teardown(self, stage: str) -> None:
         torch.set_flush_denormal(False)  # the process default; leave no global change behind
@@ -297,6 +310,10 @@ class LEOModule(L.LightningModule):
             "config": self.run_config,
             "rng": {"cpu": torch.get_rng_state()},
         }
+        if self.net.precision is not None:  # what ran, whatever the config said
+            checkpoint[CHECKPOINT_KEY]["backbone_precision"] = precision.as_record(
+                self.net.precision
+            )
         if torch.cuda.is_available():
             checkpoint[CHECKPOINT_KEY]["rng"]["cuda"] = torch.cuda.get_rng_state_all()
 

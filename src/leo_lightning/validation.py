@@ -14,6 +14,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from leo_lightning.precision import CHOICES as PRECISION_CHOICES
+
 
 class ConfigError(ValueError):
     """The composed config breaks one or more rules; the message lists every problem."""
@@ -61,6 +63,11 @@ RULES = (
     Rule("model.grad_clip_value", _positive, "> 0"),
     Rule("model.grad_clip_norm", _positive, "> 0"),
     Rule("model.max_consecutive_skips", _at_least(1), ">= 1"),
+    Rule(
+        "model.backbone_autocast",
+        lambda v: v in PRECISION_CHOICES,
+        f"one of {list(PRECISION_CHOICES)} or null (fp32)",
+    ),
     Rule("trainer.max_steps", lambda v: v >= 1 or v == -1, ">= 1 (or -1 for no limit)"),
 )
 

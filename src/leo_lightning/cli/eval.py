@@ -10,6 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from leo_lightning import precision
 from leo_lightning.checkpoints import CHECKPOINT_KEY, read_checkpoint
 from leo_lightning.cli.common import build_trainer, format_accuracy, test_metrics, write_json
 from leo_lightning.module import LEOModule
@@ -45,5 +46,6 @@ def evaluate(cfg: DictConfig) -> dict:
     print(format_accuracy(metrics))
     results = {"ckpt_path": str(cfg.ckpt_path), "strategy": type(module.strategy).__name__}
     results.update(metrics)
+    results["backbone_precision"] = precision.as_record(module.net.precision)
     write_json(Path(HydraConfig.get().runtime.output_dir) / "results.json", results)
     return results

@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
+from leo_lightning import precision
 from leo_lightning.checkpoints import check_compatible, read_checkpoint
 from leo_lightning.cli.common import build_trainer, format_accuracy, test_metrics, write_json
 from leo_lightning.module import LEOModule
@@ -56,6 +57,8 @@ def train(cfg: DictConfig) -> dict:
         if trainer.is_global_zero:
             log.info("%s, checkpoint %s", format_accuracy(metrics), best_ckpt)
     results["wall_seconds"] = time.perf_counter() - started
+    if module.net.precision is not None:  # what ran, not what was asked for (`auto`)
+        results["backbone_precision"] = precision.as_record(module.net.precision)
     if trainer.is_global_zero:  # every DDP rank runs this function; one writes
         write_json(run_dir / "results.json", results)
         _log_hparams(trainer, cfg, results)
@@ -91,6 +94,8 @@ def _log_hparams(trainer: L.Trainer, cfg: DictConfig, results: dict) -> None:
     test accuracy), so the runs of a multirun compare in one view."""
     params = {key: OmegaConf.select(cfg, key) for key in HPARAM_KEYS}
     params["strategy._target_"] = str(params["strategy._target_"]).rsplit(".", 1)[-1]
+    if "backbone_precision" in results:
+        params["backbone_precision"] = results["backbone_precision"]["name"]
     metrics = {
         f"hparams/{key}": results[key]
         for key in ("best_val_acc", "test/acc", "test/acc_ci95")

@@ -3,17 +3,18 @@ and the two gradient-based adaptation loops with their learned per-dimension rat
 
 from __future__ import annotations
 
-import contextlib
+import logging
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from leo_lightning import precision
 from leo_lightning.models.decoder import Decoder
 from leo_lightning.models.distributions import sample_gaussian, weight_std_offset
 
-AUTOCAST_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
+log = logging.getLogger(__name__)
 
 
 class LEONet(nn.Module):
@@ -35,16 +36,12 @@ class LEONet(nn.Module):
         finetune_lr: float,
         first_order: bool,
         dropout: float,
-        channels_last: bool = False,
-        backbone_autocast: str | None = None,
+        channels_last: bool = True,
+        backbone_autocast: str | None = precision.AUTO,
         deterministic: bool = False,
     ):
         super().__init__()
-        if backbone_autocast not in AUTOCAST_DTYPES:
-            raise ValueError(
-                f"model.backbone_autocast={backbone_autocast!r}: expected one of "
-                f"{sorted(k for k in AUTOCAST_DTYPES if k)} or null"
-            )
+        precision.check_setting(backbone_autocast)
         if channels_last:
             # The weights too: a 1-channel image is as much NCHW as NHWC, and a convolution
             # follows its input's or its weight's format, so with plain weights every layer
@@ -62,7 +59,10 @@ class LEONet(nn.Module):
         self.first_order = first_order
         self.dropout = nn.Dropout(dropout)
         self.channels_last = channels_last
-        self.autocast_dtype = AUTOCAST_DTYPES[backbone_autocast]
+        self.backbone_autocast = backbone_autocast
+        # Resolved for the device the backbone first runs on (LEOModule.setup does it for a
+        # Trainer, the same on every rank); `auto` can only be decided there.
+        self.precision: precision.BackbonePrecision | None = None
         self.deterministic = deterministic
 
     @property
@@ -96,14 +96,19 @@ class LEONet(nn.Module):
         x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
         if self.channels_last and own_backbone and x.ndim == 4:  # vmap knows no channels-last
             x = x.contiguous(memory_format=torch.channels_last)
-        with self._autocast(x.device):
+        dtype = self.resolve_precision(x.device).dtype
+        with precision.autocast(x.device, dtype):
             out = backbone(x)
         return F.normalize(out.float(), dim=-1).reshape(*lead, -1)
 
-    def _autocast(self, device: torch.device):
-        if self.autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)
+    def resolve_precision(self, device: torch.device) -> precision.BackbonePrecision:
+        """The backbone's precision on `device`, decided once (see leo_lightning.precision)."""
+        if self.precision is None:
+            self.precision = precision.resolve(
+                self.backbone_autocast, device, self.backbone, self.input_shape, self.channels_last
+            )
+            log.info(self.precision.describe())
+        return self.precision
 
     def decode(self, latents: Tensor) -> Tensor:
         """Class codes [B, N, d] -> classifier weights [B, N, F]; sampled only in training."""
