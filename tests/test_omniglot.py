@@ -18,13 +18,22 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from leo_lightning.config import register_configs
-from leo_lightning.data import EpisodicDataModule
+from leo_lightning.data import EpisodicDataModule, omniglot
 from leo_lightning.data.omniglot import OmniglotSource
 
 register_configs()
 
+
+@pytest.fixture(autouse=True)
+def _synthetic_archives_only(monkeypatch, tmp_path):
+    """These tests build small fake archives under the real names, so the package's bundled
+    minimal sets and their checksums are out of the way here (test_omniglot_bundled.py tests
+    those)."""
+    monkeypatch.setattr(omniglot, "BUNDLED_DIR", tmp_path / "no-bundled-archives")
+    monkeypatch.setattr(omniglot, "KNOWN_SHA256", {})
+
+
 SIZE = 12  # generated drawings are SIZE x SIZE, and read at SIZE: no resizing, exact pixels
-SHARED = ROOT.parent / "shared" / "data" / "omniglot"
 
 
 def drawing(alphabet: str, character: str, index: int, size: int = SIZE) -> np.ndarray:
@@ -508,13 +517,6 @@ def compose_train(*overrides: str):
         return compose("train", overrides=list(overrides))
 
 
-def test_minimal_experiment_reads_the_shared_archives_beside_the_checkout():
-    cfg = compose_train("experiment=omniglot_minimal")
-
-    assert Path(cfg.data.source.root).resolve() == SHARED.resolve()
-    assert cfg.data.source.background == "small" and cfg.data.source.split == "alphabets"
-
-
 @pytest.mark.parametrize(
     "name", ["omniglot_5w1s", "omniglot_5w5s", "omniglot_20w1s", "omniglot_20w5s"]
 )
@@ -524,16 +526,3 @@ def test_standard_experiments_without_the_archives_fail_naming_them(name, tmp_pa
 
     with pytest.raises(FileNotFoundError, match="images_background.zip, images_evaluation.zip"):
         datamodule.prepare_data()
-
-
-@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/omniglot is not present")
-def test_the_shared_minimal_archives_hold_242_characters_in_8_alphabets(tmp_path):
-    cfg = compose_train("experiment=omniglot_minimal", f"data.source.cache_dir={tmp_path}")
-    src = instantiate(cfg.data.source)
-
-    characters = src.characters()
-    assert len(characters) == 242
-    assert len({name.split("/")[0] for name in characters}) == 8
-    pools = src.load()
-    assert {s: p.n_classes for s, p in pools.items()} == {"train": 652, "val": 68, "test": 248}
-    assert all(int(p.counts.min()) == int(p.counts.max()) == 20 for p in pools.values())

@@ -1,7 +1,11 @@
 """Omniglot (Lake et al., 2015) read straight from its zip archives.
 
 Archives (the files of github.com/brendenlake/omniglot, ``python/`` folder), looked up in
-``root`` and in ``root/omniglot-py`` (where ``torchvision.datasets.Omniglot`` downloads them):
+``root`` and in ``root/omniglot-py`` (where ``torchvision.datasets.Omniglot`` downloads them);
+the two minimal sets also ship with this package (``data/bundled/omniglot``) and are read from
+there when ``root`` has no copy of its own. Every archive with a known SHA-256 is checked
+against it before decoding, so a truncated or altered copy fails by name instead of training on
+wrong data:
 
 ========================  ==============================================================
 ``background``            ``images_background.zip``: 30 alphabets, 964 characters
@@ -71,6 +75,16 @@ BACKGROUNDS = {
     "small1": ("small1",),
     "small2": ("small2",),
     "small": ("small1", "small2"),
+}
+# The archives that ship with the package, and the checksum every copy of them must have.
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled" / "omniglot"
+KNOWN_SHA256 = {
+    "images_background_small1.zip": (
+        "f38eb80f801274ac2b4dff5b24289016bfaba4a7d5bb50deebf27104ad6cb8a4"
+    ),
+    "images_background_small2.zip": (
+        "3ccaa407515a8778e5d0861875af38b17e418f301ad5bb3b5a6b65d901a41c7f"
+    ),
 }
 SPLITS = ("standard", "lake", "alphabets")
 DOWNLOADABLE = ("background", "evaluation")  # the two archives torchvision knows
@@ -147,7 +161,8 @@ class OmniglotSource:
         return keys if self.split == "alphabets" else (*keys, "evaluation")
 
     def _find(self, key: str) -> Path | None:
-        for folder in (self.root, self.root / TORCHVISION_FOLDER):
+        """The user's copy first (root, then torchvision's folder), then the bundled one."""
+        for folder in (self.root, self.root / TORCHVISION_FOLDER, BUNDLED_DIR):
             path = folder / ARCHIVES[key]
             if path.is_file():
                 return path
@@ -204,7 +219,9 @@ class OmniglotSource:
 
     def _decoded(self, archive: Path) -> dict:
         """{"images": uint8 [M, 1, S, S], "labels": long [M], "characters": [names]}, cached."""
-        path = self._cache_path(archive, file_sha256(archive))
+        digest = file_sha256(archive)
+        _check_known_checksum(archive, digest)
+        path = self._cache_path(archive, digest)
         size = self.image_size
 
         def is_valid(data: object) -> bool:
@@ -373,6 +390,16 @@ def _natural(text: str) -> tuple:
 
 def _alphabet(character: str) -> str:
     return character.rsplit("/", 1)[0]
+
+
+def _check_known_checksum(archive: Path, digest: str) -> None:
+    expected = KNOWN_SHA256.get(archive.name)
+    if expected is not None and digest != expected:
+        raise ValueError(
+            f"Omniglot archive {archive} has SHA-256 {digest}, expected {expected}: the file is "
+            "damaged or not the original. Delete it to use the copy that ships with "
+            f"leo-lightning ({BUNDLED_DIR / archive.name}), or download it again."
+        )
 
 
 def _log_shared_alphabets(splits: dict[str, list[str]]) -> None:
