@@ -6,6 +6,7 @@ import datetime
 import os
 import platform
 import resource
+import sys
 import time
 from collections.abc import Callable
 
@@ -13,20 +14,29 @@ import lightning
 import torch
 
 from leo_lightning.data.episode import Episode
+from leo_lightning.precision import cpu_info
+
+_STARTED = time.perf_counter()
 
 
 def machine() -> dict:
+    """Every benchmark's JSON says where it ran: the CPU kind and whether it computes bf16
+    natively matter as much as the numbers (bf16 is ~7x slower than fp32 where it is emulated)."""
     return {
         "date": datetime.date.today().isoformat(),
         "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        **cpu_info(),
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "torch": torch.__version__,
         "lightning": lightning.__version__,
         "python": platform.python_version(),
     }
+
+
+def progress(message: str) -> None:
+    """A line on stderr as each measurement ends, so no benchmark runs minutes in silence."""
+    print(f"[{time.perf_counter() - _STARTED:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
 def synchronize(device: torch.device) -> None:

@@ -1,9 +1,10 @@
 """Meta-training and evaluation throughput of LEO, against the backbone alone.
 
     python benchmarks/throughput.py [--device cpu|cuda] [--quick] [--no-scaling]
-        [--channels-last/--no-channels-last] [--autocast bf16|fp16|none]
+        [--channels-last/--no-channels-last] [--autocast auto|bf16|fp16|none]
 
-Prints one JSON document (machine, settings, results) and a readable table. A LEO step is the
+Prints one JSON document (machine, settings, resolved backbone precision, results) and a
+readable summary; each measurement is reported on stderr as soon as it is taken. A LEO step is the
 whole outer update: backbone forward over support and query, encoder, relation network, latent
 and fine-tuning inner loops (second order), meta-loss, backward, per-tensor clipping, Adam.
 The backbone step is the same images through the same Conv4 with a plain cross-entropy head.
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     machine,
     peak_memory_mb,
+    progress,
     random_episode,
     reset_peak_memory,
     synchronize,
@@ -32,6 +34,7 @@ from common import (  # noqa: E402
 
 from leo_lightning.clipping import clip_per_tensor_  # noqa: E402
 from leo_lightning.module import LEOModule  # noqa: E402
+from leo_lightning.precision import as_record  # noqa: E402
 
 DEFAULT = dict(n=5, k=1, q=15, b=4, size=28, inner=5, finetune=5)
 
@@ -46,7 +49,9 @@ def build(args, size: int, inner: int, finetune: int) -> LEOModule:
         channels_last=args.channels_last,
         backbone_autocast=None if args.autocast == "none" else args.autocast,
     )
-    return module.to(args.device)
+    module = module.to(args.device)
+    args.precision = module.net.resolve_precision(args.device)  # `auto` decides here, once
+    return module
 
 
 def leo_step_seconds(args, n, k, q, b, size, inner, finetune) -> tuple[float, float]:
@@ -144,7 +149,7 @@ def scaling_rows(args) -> list[dict]:
                 setting["finetune"] = value
             seconds, memory = leo_step_seconds(args, **setting)
             rows.append({"vary": key, **setting, "step_ms": 1000 * seconds, "peak_mb": memory})
-            print(f"  scaling {key}={value}: {1000 * seconds:.1f} ms", file=sys.stderr)
+            progress(f"scaling {key}={value}: {1000 * seconds:.1f} ms")
     return rows
 
 
@@ -152,7 +157,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--autocast", choices=["bf16", "fp16", "none"], default="bf16")
+    parser.add_argument("--autocast", choices=["auto", "bf16", "fp16", "none"], default="auto")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--eval-episodes", type=int, default=1000)
@@ -165,30 +170,22 @@ def main() -> None:
     torch.set_flush_denormal(True)  # as LEOModule.setup does for a run
 
     d = DEFAULT
+    results = {"machine": machine(), "settings": {**vars(args), "device": str(args.device), **d}}
     leo, leo_mb = leo_step_seconds(args, **d)
+    results["backbone_precision"] = as_record(args.precision)
+    progress(args.precision.describe())
+    results.update(leo_step_ms=1000 * leo, leo_tasks_per_s=d["b"] / leo, leo_peak_mb=leo_mb)
+    progress(f"LEO step {1000 * leo:.1f} ms ({d['b'] / leo:.1f} tasks/s), peak {leo_mb:.0f} MB")
     backbone = backbone_step_seconds(args, d["n"], d["k"], d["q"], d["b"], d["size"])
-    results = {
-        "machine": machine(),
-        "settings": {**vars(args), "device": str(args.device), **d},
-        "leo_step_ms": 1000 * leo,
-        "leo_tasks_per_s": d["b"] / leo,
-        "leo_peak_mb": leo_mb,
-        "backbone_step_ms": 1000 * backbone,
-        "ratio_leo_to_backbone": leo / backbone,
-        "eval_episodes_per_s": eval_episodes_per_second(args, args.eval_episodes),
-        "relation_share_20w5s": relation_share(args, 20, 5),
-    }
+    results.update(backbone_step_ms=1000 * backbone, ratio_leo_to_backbone=leo / backbone)
+    progress(f"backbone step {1000 * backbone:.1f} ms, ratio {leo / backbone:.2f}")
+    results["eval_episodes_per_s"] = eval_episodes_per_second(args, args.eval_episodes)
+    progress(f"eval {results['eval_episodes_per_s']:.1f} episodes/s")
+    results["relation_share_20w5s"] = relation_share(args, 20, 5)
+    progress(f"relation network {100 * results['relation_share_20w5s']:.1f}% of a 20w5s step")
     if not args.no_scaling:
         results["scaling"] = scaling_rows(args)
     print(json.dumps(results, indent=2))
-    print(
-        f"\nLEO step {results['leo_step_ms']:.1f} ms ({results['leo_tasks_per_s']:.1f} tasks/s), "
-        f"backbone step {results['backbone_step_ms']:.1f} ms, ratio "
-        f"{results['ratio_leo_to_backbone']:.2f}; eval {results['eval_episodes_per_s']:.1f} "
-        f"episodes/s; relation network {100 * results['relation_share_20w5s']:.1f}% of a "
-        "20-way 5-shot step",
-        file=sys.stderr,
-    )
 
 
 if __name__ == "__main__":
