@@ -2,12 +2,15 @@
 #   make train   install the package into .venv and train with the default config
 #   make test    install the package with its dev extra into .venv and run the whole test suite
 # Extra arguments: make train ARGS="model.latent_dim=128"   make test PYTEST_ARGS="-k episodes"
+# CPU-only machine: make train TORCH_INDEX=https://download.pytorch.org/whl/cpu installs the CPU
+# build of torch and torchvision (one pip call, so a matching pair) instead of the CUDA build.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 PYTEST_ARGS ?=
+TORCH_INDEX ?=
 
 .PHONY: train test install install-dev lint clean-venv
 
@@ -15,6 +18,7 @@ PYTEST_ARGS ?=
 # resolved together in one pip call, so they always come as a matching pair.
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(if $(TORCH_INDEX),$(BIN)/python -m pip install --quiet torch torchvision --index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
