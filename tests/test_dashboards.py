@@ -73,7 +73,9 @@ def test_episode_grid_has_a_row_per_class_support_first_then_framed_queries(
         assert np.allclose(text.get_color(), GREEN if predicted_label == true_label else RED)
     image = dashboards.render(fig)
     width, height = fig.get_size_inches() * fig.dpi
-    assert image.shape == (round(height), round(width), 3) and image.dtype == np.uint8
+    assert image.shape[2] == 3 and image.dtype == np.uint8
+    # The figure's size in pixels; matplotlib releases round a fractional pixel differently.
+    assert abs(image.shape[0] - height) < 1 and abs(image.shape[1] - width) < 1
 
 
 def test_images_are_rescaled_per_image_for_display():
