@@ -7,8 +7,11 @@ import sys
 from pathlib import Path
 
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
+
+from leo_lightning.run_dirs import resume_command
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +33,18 @@ class CheckpointOnInterrupt(Callback):
             return
         trainer.save_checkpoint(self.path)
         if trainer.is_global_zero:
-            command = " ".join(a for a in sys.argv if not a.startswith("ckpt_path="))
             message = (
                 f"interrupted at step {trainer.global_step}: checkpoint saved to {self.path}\n"
-                f"resume with: python {command} ckpt_path={self.path}"
+                f"resume with: {_resume_command(self.path)}"
             )
             log.warning(message)
             print(message, file=sys.stderr)
+
+
+def _resume_command(checkpoint: Path) -> str:
+    """This run's (in a multirun: this job's) command, resuming in its own folder; the plain
+    command line where Hydra is not running (a Trainer used directly)."""
+    if HydraConfig.initialized():
+        return resume_command(checkpoint)
+    command = " ".join(a for a in sys.argv if not a.startswith("ckpt_path="))
+    return f"python {command} ckpt_path={checkpoint}"

@@ -171,7 +171,8 @@ class TrainerSchema:
 class TrainSchema:
     task_name: str = "train"
     seed: int = 42
-    ckpt_path: Optional[str] = None
+    ckpt_path: Optional[str] = None  # a .ckpt path or "last" (run_dirs.py)
+    overwrite: bool = False  # delete a non-empty run folder first (run_dirs.py)
     test: bool = True
     optimized_metric: str = "best_val_acc"
     data: Any = MISSING
@@ -188,6 +189,7 @@ class EvalSchema:
     task_name: str = "eval"
     seed: int = 42
     ckpt_path: str = MISSING
+    overwrite: bool = False
     data: Any = MISSING
     trainer: Any = MISSING
     logger: Any = None
@@ -201,6 +203,7 @@ class PredictSchema:
     support_dir: str = MISSING
     query_dir: str = MISSING
     invert: Optional[bool] = None
+    overwrite: bool = False
     paths: Any = MISSING
 
 

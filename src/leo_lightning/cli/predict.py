@@ -18,8 +18,9 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from leo_lightning.checkpoints import read_checkpoint
+from leo_lightning.checkpoints import CheckpointError, read_checkpoint
 from leo_lightning.data.episode import Episode
+from leo_lightning.data.errors import DataError
 from leo_lightning.data.files import decode_image
 from leo_lightning.module import LEOModule
 
@@ -33,16 +34,16 @@ def images_in(folder: Path, what: str) -> list[Path]:
         p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
     )
     if not files:
-        raise ValueError(f"{what} {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise DataError(f"{what} {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return files
 
 
 def support_classes(support_dir: Path) -> dict[str, list[Path]]:
     if not support_dir.is_dir():
-        raise ValueError(f"support_dir={str(support_dir)!r} is not a directory")
+        raise DataError(f"support_dir={str(support_dir)!r} is not a directory")
     folders = sorted(p for p in support_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(folders) < 2:
-        raise ValueError(
+        raise DataError(
             f"support_dir={str(support_dir)!r} needs one subfolder per class and at least 2 "
             f"classes; found {len(folders)}"
         )
@@ -67,7 +68,7 @@ def predict(cfg: DictConfig) -> list[dict]:
     module.eval()
     shape = module.hparams.input_shape
     if len(shape) != 3:
-        raise ValueError(
+        raise CheckpointError(
             f"ckpt_path={cfg.ckpt_path!r} was trained on pre-computed features {shape}, not on "
             "images; predict.py classifies images"
         )
@@ -75,7 +76,7 @@ def predict(cfg: DictConfig) -> list[dict]:
     classes = support_classes(Path(cfg.support_dir))
     query_dir = Path(cfg.query_dir)
     if not query_dir.is_dir():
-        raise ValueError(f"query_dir={str(query_dir)!r} is not a directory")
+        raise DataError(f"query_dir={str(query_dir)!r} is not a directory")
     queries = images_in(query_dir, "query_dir")
 
     names = list(classes)

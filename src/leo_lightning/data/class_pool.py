@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from leo_lightning.data.errors import DataError
+
 
 @dataclass(frozen=True)
 class ClassPool:
@@ -55,7 +57,7 @@ class ClassPool:
         """Raise a ValueError naming the split, the classes and the counts if episodes of this
         shape cannot be drawn without replacement."""
         if self.n_classes < n_way:
-            raise ValueError(
+            raise DataError(
                 f"split '{split}' has {self.n_classes} classes but data.n_way={n_way} "
                 f"needs at least {n_way}"
             )
@@ -65,7 +67,7 @@ class ClassPool:
                 f"'{self.class_names[i]}' ({int(self.counts[i])})" for i in short[:5]
             )
             more = f" and {len(short) - 5} more" if len(short) > 5 else ""
-            raise ValueError(
+            raise DataError(
                 f"split '{split}': {len(short)} class(es) have fewer than "
                 f"data.k_shot + data.n_query = {examples_per_class} examples: {listed}{more}"
             )

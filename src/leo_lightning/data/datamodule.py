@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Subset
 
 from leo_lightning.data.class_pool import ClassPool
 from leo_lightning.data.episodes import EpisodeShape, EpisodeStream, FixedEpisodes
+from leo_lightning.data.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class EpisodicDataModule(L.LightningDataModule):
         pools = self.source.load()
         missing = [s for s in SPLITS if s not in pools]
         if missing:
-            raise ValueError(f"data source {type(self.source).__name__} has no split(s) {missing}")
+            raise DataError(f"data source {type(self.source).__name__} has no split(s) {missing}")
         for split, pool in pools.items():
             self._check_example_shape(split, pool)
             pool.check_supports(split, self.shape.n_way, self.shape.k_shot + self.shape.n_query)
@@ -83,7 +84,7 @@ class EpisodicDataModule(L.LightningDataModule):
             return
         expected = (self.channels, self.image_size, self.image_size)
         if pool.example_shape != expected:
-            raise ValueError(
+            raise DataError(
                 f"split '{split}' holds examples of shape {pool.example_shape}, but "
                 f"data.channels/data.image_size ask for {expected}"
             )

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from leo_lightning.data.errors import DataError
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["atomic_save", "decode_image", "file_sha256", "load_cache"]
@@ -59,7 +61,7 @@ def decode_image(
                 image = image.resize((image_size, image_size), _RESAMPLE)
             array = np.asarray(image, dtype=np.uint8)
     except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, ... by format
-        raise ValueError(f"cannot decode image {label}: {error}") from error
+        raise DataError(f"cannot decode image {label}: {error}") from error
     array = array[None] if channels == 1 else array.transpose(2, 0, 1)
     if invert:
         array = 255 - array

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from leo_lightning.data.class_pool import ClassPool
+from leo_lightning.data.errors import DataError, DataNotFoundError
 from leo_lightning.data.files import atomic_save, decode_image, load_cache
 
 __all__ = ["IMAGE_SUFFIXES", "FolderSource"]
@@ -60,18 +61,18 @@ class FolderSource:
         cache_dir: str | os.PathLike | None = None,
     ):
         if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-            raise ValueError(f"data.source.image_size must be an int >= 1, got {image_size!r}")
+            raise DataError(f"data.source.image_size must be an int >= 1, got {image_size!r}")
         if channels not in (1, 3):
-            raise ValueError(f"data.source.channels must be 1 or 3, got {channels!r}")
+            raise DataError(f"data.source.channels must be 1 or 3, got {channels!r}")
         if split not in MODES:
-            raise ValueError(f"data.source.split={split!r}: expected one of {list(MODES)}")
+            raise DataError(f"data.source.split={split!r}: expected one of {list(MODES)}")
         if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1):
-            raise ValueError(
+            raise DataError(
                 f"data.source.val_fraction={val_fraction} and test_fraction={test_fraction} "
                 "must be in [0, 1)"
             )
         if val_fraction + test_fraction >= 1:
-            raise ValueError(
+            raise DataError(
                 f"data.source.val_fraction + test_fraction = {val_fraction + test_fraction} "
                 "leaves no class for training; must be < 1"
             )
@@ -92,13 +93,13 @@ class FolderSource:
     def scan(self) -> list[tuple[str | None, str, list[Path]]]:
         """``[(split or None, class name, sorted image paths)]`` in a fixed order."""
         if not self.root.is_dir():
-            raise FileNotFoundError(f"data.source.root {self.root.resolve()} is not a directory")
+            raise DataNotFoundError(f"data.source.root {self.root.resolve()} is not a directory")
         if self.mode() == "random":
             classes = [(None, folder) for folder in _subfolders(self.root)]
         else:
             missing = [s for s in SPLITS if not (self.root / s).is_dir()]
             if missing:
-                raise FileNotFoundError(
+                raise DataNotFoundError(
                     f"split folder(s) {missing} not found in {self.root.resolve()}: "
                     "data.source.split='folders' needs train/, val/ and test/ "
                     "(or use split='random' for one folder per class)"
@@ -107,14 +108,14 @@ class FolderSource:
             where: dict[str, str] = {}
             for split, folder in classes:
                 if folder.name in where:
-                    raise ValueError(
+                    raise DataError(
                         f"class '{folder.name}' is in both split '{where[folder.name]}' and "
                         f"split '{split}' of {self.root.resolve()}; few-shot splits must not "
                         "share classes"
                     )
                 where[folder.name] = split
         if not classes:
-            raise FileNotFoundError(
+            raise DataNotFoundError(
                 f"no class folders in {self.root.resolve()} (expected <class>/<image> folders)"
             )
         return [(split, folder.name, _images(folder)) for split, folder in classes]
@@ -196,7 +197,7 @@ class FolderSource:
         for split in SPLITS:
             classes = [c for c in range(len(listing)) if class_split[c] == split]
             if not classes:
-                raise ValueError(
+                raise DataError(
                     f"split '{split}' of {self.root.resolve()} has no classes ("
                     f"{len(listing)} classes in all, mode '{self.mode()}', "
                     f"val_fraction={self.val_fraction}, test_fraction={self.test_fraction})"

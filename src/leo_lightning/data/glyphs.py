@@ -45,6 +45,7 @@ from types import MappingProxyType
 import torch
 
 from leo_lightning.data.class_pool import ClassPool
+from leo_lightning.data.errors import DataError
 from leo_lightning.data.files import atomic_save
 
 __all__ = [
@@ -112,15 +113,15 @@ class _ExampleParams:
 
 def _check_int(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+        raise DataError(f"{name} must be an int >= {minimum}, got {value!r}")
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise DataError(f"{name} must be >= {minimum}, got {value}")
     return value
 
 
 def _check_seed(seed: object) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an int, got {seed!r}")
+        raise DataError(f"seed must be an int, got {seed!r}")
     return seed
 
 
@@ -420,13 +421,13 @@ def _cache_digest(classes: Mapping[str, int], examples_per_class: int) -> str:
 
 def _check_classes(classes: object) -> dict[str, int]:
     if not isinstance(classes, Mapping):
-        raise ValueError(f"classes must be a mapping of split name -> class count, got {classes!r}")
+        raise DataError(f"classes must be a mapping of split name -> class count, got {classes!r}")
     if len(classes) == 0:
-        raise ValueError("classes must name at least one split, got an empty mapping")
+        raise DataError("classes must name at least one split, got an empty mapping")
     checked: dict[str, int] = {}
     for name, count in classes.items():
         if not isinstance(name, str) or not name:
-            raise ValueError(f"classes: split names must be non-empty strings, got {name!r}")
+            raise DataError(f"classes: split names must be non-empty strings, got {name!r}")
         _check_int(f"classes[{name!r}]", count, 1)
         checked[name] = count
     return checked
@@ -463,7 +464,7 @@ def load_glyph_splits(
     cache file is logged and re-rendered. The returned dict follows the order of ``classes``.
     """
     if not isinstance(root, (str, os.PathLike)):
-        raise ValueError(f"root must be a str or os.PathLike, got {root!r}")
+        raise DataError(f"root must be a str or os.PathLike, got {root!r}")
     _check_int("image_size", image_size, _MIN_IMAGE_SIZE)
     _check_seed(seed)
     _check_int("examples_per_class", examples_per_class, 1)

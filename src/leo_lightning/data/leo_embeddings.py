@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from leo_lightning.data.class_pool import ClassPool
+from leo_lightning.data.errors import DataError, DataNotFoundError
 
 __all__ = ["DATASETS", "LEOEmbeddingSource", "read_embedding_file"]
 
@@ -75,30 +76,30 @@ def read_embedding_file(path: Path) -> ClassPool:
     try:
         with open(path, "rb") as handle:
             data = _ArrayUnpickler(handle, encoding="latin1").load()
-    except FileNotFoundError:
-        raise
+    except FileNotFoundError as error:
+        raise DataNotFoundError(f"LEO embedding file {path} not found") from error
     except Exception as error:  # UnpicklingError, EOFError, ValueError, ...
-        raise ValueError(f"cannot read LEO embedding file {path}: {error}") from error
+        raise DataError(f"cannot read LEO embedding file {path}: {error}") from error
     if not isinstance(data, dict) or "embeddings" not in data or "keys" not in data:
         found = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
-        raise ValueError(
+        raise DataError(
             f"LEO embedding file {path} must hold a dict with 'embeddings' and 'keys'; "
             f"found {found}"
         )
     embeddings = np.asarray(data["embeddings"], dtype=np.float32)
     keys = [_text(k) for k in data["keys"]]
     if embeddings.ndim != 2 or embeddings.shape[0] != len(keys):
-        raise ValueError(
+        raise DataError(
             f"LEO embedding file {path}: 'embeddings' must be [n, features] with one row per "
             f"key; got shape {embeddings.shape} for {len(keys)} keys"
         )
     if not np.isfinite(embeddings).all():
-        raise ValueError(f"LEO embedding file {path}: 'embeddings' holds NaN or infinite values")
+        raise DataError(f"LEO embedding file {path}: 'embeddings' holds NaN or infinite values")
     classes_of = []
     for key in keys:
         parts = key.rsplit("-", 2)
         if len(parts) != 3 or not parts[2].startswith(f"{parts[1]}_"):
-            raise ValueError(
+            raise DataError(
                 f"LEO embedding file {path}: key {key!r} is not '<prefix>-<class>-<class>_<file>'"
             )
         classes_of.append(parts[1])
@@ -116,9 +117,9 @@ class LEOEmbeddingSource:
         self, root: str | os.PathLike, dataset: str = "miniImageNet", view: str = "center"
     ):
         if dataset not in DATASETS:
-            raise ValueError(f"data.source.dataset={dataset!r}: expected one of {list(DATASETS)}")
+            raise DataError(f"data.source.dataset={dataset!r}: expected one of {list(DATASETS)}")
         if view not in DATASETS[dataset]:
-            raise ValueError(
+            raise DataError(
                 f"data.source.view={view!r}: {dataset} has the view(s) {list(DATASETS[dataset])}"
             )
         self.root, self.dataset, self.view = Path(root), dataset, view
@@ -130,7 +131,7 @@ class LEOEmbeddingSource:
         missing = [self.path(s) for s in SPLITS if not self.path(s).is_file()]
         if missing:
             listed = ", ".join(str(p.resolve()) for p in missing)
-            raise FileNotFoundError(
+            raise DataNotFoundError(
                 f"LEO embedding file(s) not found: {listed}. Set data.source.root to the folder "
                 f"that holds {self.dataset}/; {DOWNLOAD_HINT}"
             )

@@ -58,6 +58,7 @@ import numpy as np
 import torch
 
 from leo_lightning.data.class_pool import ClassPool
+from leo_lightning.data.errors import DataError, DataNotFoundError
 from leo_lightning.data.files import atomic_save, decode_image, file_sha256, load_cache
 
 __all__ = ["ARCHIVES", "BACKGROUNDS", "OmniglotSource"]
@@ -114,15 +115,15 @@ class OmniglotSource:
         cache_dir: str | os.PathLike | None = None,
     ):
         if isinstance(image_size, bool) or not isinstance(image_size, int):
-            raise ValueError(f"data.source.image_size must be an int, got {image_size!r}")
+            raise DataError(f"data.source.image_size must be an int, got {image_size!r}")
         if image_size < _MIN_IMAGE_SIZE:
-            raise ValueError(
+            raise DataError(
                 f"data.source.image_size must be >= {_MIN_IMAGE_SIZE}, got {image_size}"
             )
         if split not in SPLITS:
-            raise ValueError(f"data.source.split={split!r}: expected one of {list(SPLITS)}")
+            raise DataError(f"data.source.split={split!r}: expected one of {list(SPLITS)}")
         if background not in BACKGROUNDS:
-            raise ValueError(
+            raise DataError(
                 f"data.source.background={background!r}: expected one of {list(BACKGROUNDS)}"
             )
         self.root = Path(root)
@@ -136,18 +137,18 @@ class OmniglotSource:
         self.download = bool(download)
         if split == "alphabets":
             if not self.val_alphabets or not self.test_alphabets:
-                raise ValueError(
+                raise DataError(
                     "data.source.split='alphabets' needs data.source.val_alphabets and "
                     "data.source.test_alphabets (alphabets held out whole for validation and test)"
                 )
             both = sorted(set(self.val_alphabets) & set(self.test_alphabets))
             if both:
-                raise ValueError(
+                raise DataError(
                     f"alphabet(s) {both} are in both data.source.val_alphabets and "
                     "data.source.test_alphabets; held-out splits must be disjoint"
                 )
         elif self.val_alphabets or self.test_alphabets:
-            raise ValueError(
+            raise DataError(
                 "data.source.val_alphabets/test_alphabets are only used with "
                 f"data.source.split='alphabets' (split is {split!r}); leave them empty"
             )
@@ -168,7 +169,7 @@ class OmniglotSource:
                 return path
         return None
 
-    def _missing_error(self, missing: Sequence[str], extra: str = "") -> FileNotFoundError:
+    def _missing_error(self, missing: Sequence[str], extra: str = "") -> DataNotFoundError:
         names = ", ".join(ARCHIVES[k] for k in missing)
         hint = ""
         if not self.download and any(k in DOWNLOADABLE for k in missing):
@@ -176,7 +177,7 @@ class OmniglotSource:
                 " (or set data.source.download=true to fetch images_background.zip and "
                 "images_evaluation.zip through torchvision)"
             )
-        return FileNotFoundError(
+        return DataNotFoundError(
             f"Omniglot archive(s) not found: {names}. Put them in {self.root.resolve()} "
             f"(looked there and in its {TORCHVISION_FOLDER}/ subfolder; set data.source.root to "
             "move it). They are the zip files of the python/ folder of "
@@ -272,7 +273,7 @@ class OmniglotSource:
                 if name in out:
                     first_key, first = out[name]
                     if first.shape != images.shape or not torch.equal(first, images):
-                        raise ValueError(
+                        raise DataError(
                             f"Omniglot character {name} is in both {ARCHIVES[first_key]} and "
                             f"{ARCHIVES[key]} with different images; cannot count it once"
                         )
@@ -298,7 +299,7 @@ class OmniglotSource:
     def _assign_standard(self, names: list[str]) -> dict[str, list[str]]:
         held_out = STANDARD_TEST_CHARACTERS + STANDARD_VAL_CHARACTERS
         if len(names) <= held_out:
-            raise ValueError(
+            raise DataError(
                 f"split='standard' holds out {STANDARD_TEST_CHARACTERS} test and "
                 f"{STANDARD_VAL_CHARACTERS} validation characters, but the archives "
                 f"{[ARCHIVES[k] for k in self.archive_keys]} have only {len(names)} characters"
@@ -324,7 +325,7 @@ class OmniglotSource:
             val_alphabets.append(alphabet)
             held += sum(_alphabet(n) == alphabet for n in background)
         if not val_alphabets:
-            raise ValueError(
+            raise DataError(
                 "split='lake' carves validation alphabets out of the background set, but "
                 f"{[ARCHIVES[k] for k in BACKGROUNDS[self.background]]} hold only "
                 f"{len(alphabets)} alphabet(s)"
@@ -339,14 +340,14 @@ class OmniglotSource:
     def _assign_alphabets(self, alphabets: dict[str, list[str]]) -> dict[str, list[str]]:
         unknown = [a for a in self.val_alphabets + self.test_alphabets if a not in alphabets]
         if unknown:
-            raise ValueError(
+            raise DataError(
                 f"data.source.val_alphabets/test_alphabets name alphabet(s) {unknown} that are "
                 f"not in {[ARCHIVES[k] for k in self.archive_keys]}; available: {list(alphabets)}"
             )
         held = set(self.val_alphabets) | set(self.test_alphabets)
         train = [n for a, chars in alphabets.items() if a not in held for n in chars]
         if not train:
-            raise ValueError(
+            raise DataError(
                 "data.source.val_alphabets and test_alphabets hold out every alphabet of "
                 f"{[ARCHIVES[k] for k in self.archive_keys]}; none is left for training"
             )
@@ -424,7 +425,7 @@ def decode_archive(archive: Path, image_size: int) -> dict:
     try:
         handle = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as error:
-        raise ValueError(f"cannot read Omniglot archive {archive}: {error}") from error
+        raise DataError(f"cannot read Omniglot archive {archive}: {error}") from error
     with handle:
         entries = []
         for info in handle.infolist():
@@ -434,13 +435,13 @@ def decode_archive(archive: Path, image_size: int) -> dict:
             if not parts[-1].lower().endswith(".png"):
                 continue
             if len(parts) < 3:
-                raise ValueError(
+                raise DataError(
                     f"{archive}: image {info.filename} is not in the Omniglot layout "
                     "<alphabet>/<character>/<image>.png"
                 )
             entries.append((parts[-3], parts[-2], parts[-1], info))
         if not entries:
-            raise ValueError(
+            raise DataError(
                 f"{archive} holds no PNG images in the Omniglot layout "
                 "<set>/<alphabet>/<character>/<image>.png"
             )
@@ -454,7 +455,7 @@ def decode_archive(archive: Path, image_size: int) -> dict:
             try:
                 raw = handle.read(info)
             except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as error:
-                raise ValueError(f"cannot read {member}: {error}") from error
+                raise DataError(f"cannot read {member}: {error}") from error
             images[i] = decode_image(raw, image_size, channels=1, invert=True, name=member)
             labels[i] = ids[f"{alphabet}/{character}"]
     return {"images": torch.from_numpy(images), "labels": labels, "characters": characters}
