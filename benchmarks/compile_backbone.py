@@ -1,7 +1,7 @@
 """torch.compile trial: the LEO meta-training step with the backbone compiled, against eager.
 
     python benchmarks/compile_backbone.py [--device cpu|cuda] [--repeats 15]
-        [--autocast bf16|none] [--channels-last/--no-channels-last] [--mode default|...]
+        [--autocast auto|bf16|fp16|none] [--channels-last/--no-channels-last] [--mode default|...]
 
 Variants (same weights, same episode, 5-way 1-shot, 15 queries, 4 tasks, 28 px, 5 + 5 steps,
 second order):
@@ -46,6 +46,7 @@ from common import machine, median, random_episode, synchronize  # noqa: E402
 
 from leo_lightning.clipping import clip_per_tensor_  # noqa: E402
 from leo_lightning.module import LEOModule  # noqa: E402
+from leo_lightning.precision import as_record  # noqa: E402
 
 SETTING = dict(n=5, k=1, q=15, b=4, size=28, inner=5, finetune=5)
 
@@ -120,7 +121,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--autocast", choices=["bf16", "fp16", "none"], default="bf16")
+    parser.add_argument("--autocast", choices=["auto", "bf16", "fp16", "none"], default="auto")
     parser.add_argument("--mode", default="default", help="torch.compile mode")
     parser.add_argument("--variants", nargs="+", default=["eager", "backbone", "features"])
     parser.add_argument("--warmup", type=int, default=3)
@@ -185,6 +186,7 @@ def main() -> None:
 
     payload = {
         "machine": machine(),
+        "backbone_precision": as_record(build(args, "eager").net.resolve_precision(args.device)),
         "settings": {**vars(args), "device": str(args.device), **s},
         "results": results,
         "errors": errors,

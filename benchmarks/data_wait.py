@@ -121,6 +121,7 @@ def fit_once(overrides: list[str], workers: int, steps: int, warmup: int) -> dic
         "data_wait_share": data / wall,
         "training_batch_share": batch / wall,
         "other_share": 1 - (data + batch) / wall,
+        "backbone_precision": module.net.precision.name,
     }
 
 
@@ -164,10 +165,11 @@ def main() -> None:
         summary[workers] = {
             key: statistics.median(r[key] for r in rows)
             for key in rows[0]
-            if key not in ("workers", "repeat", "steps_measured")
+            if key not in ("workers", "repeat", "steps_measured", "backbone_precision")
         }
     result = {
         "machine": machine(),
+        "backbone_precision": fits[0]["backbone_precision"],
         "overrides": overrides,
         "steps": args.steps,
         "warmup": args.warmup,

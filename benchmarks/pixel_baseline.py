@@ -14,7 +14,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("LEO_PROJECT_ROOT", str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import machine  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 
@@ -35,6 +37,8 @@ def main(overrides: list[str]) -> dict:
         metric.update((pixel_nearest_neighbour(episode) == episode.query_y).float().mean(-1))
     mean, ci95, episodes = metric.compute()
     return {
+        "machine": machine(),
+        "backbone_precision": None,  # no network: raw pixels
         "method": "pixel nearest neighbour",
         "data": cfg.data.source._target_.rsplit(".", 1)[-1],
         "n_way": cfg.data.n_way,

@@ -38,6 +38,7 @@ from omegaconf import OmegaConf  # noqa: E402
 from leo_lightning.checkpoints import CHECKPOINT_KEY  # noqa: E402
 from leo_lightning.metrics import EpisodeAccuracy, episode_accuracy  # noqa: E402
 from leo_lightning.module import LEOModule  # noqa: E402
+from leo_lightning.precision import as_record  # noqa: E402
 
 VARIANTS = {
     "bf16": ["model.backbone_autocast=bf16", "model.channels_last=true"],
@@ -96,6 +97,7 @@ def per_episode_accuracy(ckpt_path: Path, test_episodes: int) -> tuple[torch.Ten
         accuracies.append(episode_accuracy(out.query_logits, episode.query_y))
     settings = {
         "backbone_autocast": module.hparams.backbone_autocast,
+        "backbone_precision": as_record(module.net.resolve_precision(torch.device("cpu"))),
         "channels_last": module.hparams.channels_last,
         "global_step": checkpoint["global_step"],
     }

@@ -57,8 +57,10 @@ def main() -> None:
     start = accumulator.FirstEventTimestamp()
     curve = [(e.step, e.wall_time - start, e.value) for e in accumulator.Scalars("val/acc")]
     reached = next(((s, t, v) for s, t, v in curve if v >= args.target), None)
+    (results_json,) = output_dir.glob("runs/*/*/results.json")
     result = {
         "machine": machine(),
+        "backbone_precision": json.loads(results_json.read_text()).get("backbone_precision"),
         "overrides": overrides,
         "target_val_acc": args.target,
         "val_every_steps": args.every,
