@@ -46,6 +46,18 @@ def test_nan_loss_skips_the_update_and_counts_it(tmp_path):
     assert all(torch.isfinite(p).all() for p in module.parameters())
 
 
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")])
+def test_a_non_finite_gradient_with_a_finite_loss_skips_the_update(tmp_path, bad):
+    module = tiny_module(max_consecutive_skips=1)
+    weight = module.net.decoder.linear.weight
+    weight.register_hook(lambda grad: grad.index_fill(0, torch.tensor([0]), bad))
+    before = {name: p.detach().clone() for name, p in module.named_parameters()}
+    with pytest.raises(FloatingPointError):
+        trainer(tmp_path, max_steps=1).fit(module, datamodule=random_image_datamodule())
+    assert int(module.skipped_steps) == 1
+    assert all(torch.equal(before[name], p) for name, p in module.named_parameters())
+
+
 def test_skipped_update_leaves_the_weights_untouched(tmp_path):
     module = tiny_module(max_consecutive_skips=1)
     poison_losses(module, steps={0})

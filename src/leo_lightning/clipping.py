@@ -13,13 +13,26 @@ from torch import Tensor
 
 
 def clip_per_tensor_(grads: Iterable[Tensor], value: float, max_norm: float) -> Tensor:
-    """Clip in place; returns a 0-dim bool tensor: True if every gradient is finite."""
+    """Clip in place; returns a 0-dim bool tensor: True if every gradient was finite before
+    clipping. Finiteness is tested first, on the raw values: clamping would turn +-inf into
+    +-value and let a poisoned update through."""
     grads = list(grads)
     if not grads:
         return torch.tensor(True)
+    finite = all_finite(grads)
     torch._foreach_clamp_min_(grads, -value)
     torch._foreach_clamp_max_(grads, value)
     norms = torch._foreach_norm(grads)
     scales = [(max_norm / (n + 1e-12)).clamp(max=1.0) for n in norms]
     torch._foreach_mul_(grads, scales)
-    return torch.stack(norms).isfinite().all()
+    return finite
+
+
+def all_finite(tensors: Iterable[Tensor]) -> Tensor:
+    """A 0-dim bool tensor: True if no value is inf or NaN, computed on the device without a
+    sync. The max-abs norm is inf for an inf and NaN for a NaN, and unlike the 2-norm it cannot
+    overflow for finite values (the 2-norm of [1e30, 1e30] is inf in float32)."""
+    tensors = [t for t in tensors if t.numel()]  # the max of nothing is undefined
+    if not tensors:
+        return torch.tensor(True)
+    return torch.stack(torch._foreach_norm(tensors, ord=float("inf"))).isfinite().all()
