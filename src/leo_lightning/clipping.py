@@ -29,10 +29,15 @@ def clip_per_tensor_(grads: Iterable[Tensor], value: float, max_norm: float) -> 
 
 
 def all_finite(tensors: Iterable[Tensor]) -> Tensor:
-    """A 0-dim bool tensor: True if no value is inf or NaN, computed on the device without a
-    sync. The max-abs norm is inf for an inf and NaN for a NaN, and unlike the 2-norm it cannot
-    overflow for finite values (the 2-norm of [1e30, 1e30] is inf in float32)."""
-    tensors = [t for t in tensors if t.numel()]  # the max of nothing is undefined
+    """A 0-dim bool tensor: True if no value is inf or NaN, computed without a host sync.
+
+    This is the fused check torch.amp's GradScaler runs at every step (its multiplication by 1.0
+    changes no value). A norm would not do: the 2-norm overflows to inf for finite values from
+    about 1e19 on, and the max-abs norm is tens of times slower on CPU."""
+    tensors = [t.detach() for t in tensors]
     if not tensors:
         return torch.tensor(True)
-    return torch.stack(torch._foreach_norm(tensors, ord=float("inf"))).isfinite().all()
+    found = torch.zeros(1, device=tensors[0].device)
+    one = torch.ones(1, device=tensors[0].device)
+    torch._amp_foreach_non_finite_check_and_unscale_(tensors, found, one)
+    return found[0] == 0
