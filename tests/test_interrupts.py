@@ -96,6 +96,21 @@ def test_sigkill_leaves_a_loadable_last_checkpoint_that_resumes(tmp_path, start)
     assert "Restoring states from the checkpoint" in stderr or "Restored all states" in stderr
 
 
+def test_sigkill_before_the_first_validation_leaves_a_last_checkpoint_that_resumes(tmp_path, start):
+    no_validation = "trainer.val_check_interval=1000000"
+    proc = start(ENDLESS, no_validation, "callbacks.last_checkpoint.every_n_steps=2")
+    last = wait_for_checkpoint_step(tmp_path, proc, min_step=4)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not list(last.parent.glob("best-*.ckpt"))  # no validation has run
+    step = torch.load(last, weights_only=True)["global_step"]
+
+    resumed = start(f"ckpt_path={last}", f"trainer.max_steps={step + 2}", "test=false")
+    returncode, stderr = finish(resumed, timeout=300)
+    assert returncode == 0, stderr[-3000:]
+    assert "Restoring states from the checkpoint" in stderr or "Restored all states" in stderr
+
+
 def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path, start):
     proc = start(ENDLESS)
     last = wait_for_checkpoint_step(tmp_path, proc, min_step=3)

@@ -146,3 +146,11 @@ def test_train_script_rejects_an_infinite_learning_rate(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "model.lr=inf: must be a finite number" in proc.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+def test_the_last_checkpoint_interval_is_checked():
+    cfg = copy.deepcopy(BASE)
+    cfg.callbacks.last_checkpoint.every_n_steps = 0
+    assert config_problems(cfg) == [
+        "callbacks.last_checkpoint.every_n_steps=0: must be >= 1 (or null)"
+    ]

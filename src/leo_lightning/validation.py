@@ -63,6 +63,8 @@ RULES = (
     Rule("model.grad_clip_norm", _positive, "> 0"),
     Rule("model.max_consecutive_skips", _at_least(1), ">= 1"),
     Rule("trainer.max_steps", lambda v: v >= 1 or v == -1, ">= 1 (or -1 for no limit)"),
+    Rule("callbacks.last_checkpoint.every_n_steps", _at_least(1), ">= 1 (or null)"),
+    Rule("callbacks.last_checkpoint.every_seconds", _at_least(0), ">= 0 (or null)"),
 )
 
 
