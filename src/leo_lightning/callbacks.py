@@ -11,6 +11,8 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 
+from leo_lightning.checkpoints import CheckpointError
+
 log = logging.getLogger(__name__)
 
 
@@ -18,18 +20,19 @@ class CheckpointOnInterrupt(Callback):
     """Ctrl-C (or SIGTERM, which scripts/train.py turns into Ctrl-C) during fit, in a training step
     or in validation, saves a checkpoint and says how to resume. Lightning then exits with status
     1; logs and files already written stay as they are. Checkpoint files are written atomically
-    by Lightning (temporary file, then rename), so an interrupted save never replaces a good
-    checkpoint with half of one."""
+    (temporary file, then rename), so an interrupted save never replaces a good checkpoint with
+    half of one; a save that fails raises, and is never reported as saved."""
 
     def __init__(self, dirpath: str, filename: str = "interrupted.ckpt"):
-        self.path = Path(dirpath) / filename
+        self.dirpath = Path(dirpath)
+        self.path = self.dirpath / filename
 
     def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException):
         # During fit, validation included: a Ctrl-C there must save too. Weights, optimizer and
         # step are those of the last completed training step either way.
         if not isinstance(exception, KeyboardInterrupt) or trainer.state.fn != TrainerFn.FITTING:
             return
-        trainer.save_checkpoint(self.path)
+        self._save(trainer)
         if trainer.is_global_zero:
             command = " ".join(a for a in sys.argv if not a.startswith("ckpt_path="))
             message = (
@@ -38,6 +41,33 @@ class CheckpointOnInterrupt(Callback):
             )
             log.warning(message)
             print(message, file=sys.stderr)
+
+    def _save(self, trainer: L.Trainer) -> None:
+        """Save, and make sure a new file is there: a save that failed, or left only an older
+        interrupted.ckpt behind, must never be reported as saved."""
+        before = _identity(self.path)
+        try:
+            trainer.save_checkpoint(self.path)
+        except Exception as error:
+            raise CheckpointError(
+                f"interrupted at step {trainer.global_step}, but the checkpoint could not be "
+                f"saved to {self.path}: {error}"
+            ) from error
+        if trainer.is_global_zero and _identity(self.path) in (None, before):
+            raise CheckpointError(
+                f"interrupted at step {trainer.global_step}, but no checkpoint was written to "
+                f"{self.path}"
+            )
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(inode, modification time) of the file, None if there is none: an atomic save always
+    puts a new file in place, so a save that worked changes it."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
 
 
 class LastCheckpoint(Callback):

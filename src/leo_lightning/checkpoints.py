@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import torch
+from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from torch import nn
+
+from leo_lightning.data.files import atomic_save
 
 CHECKPOINT_KEY = "leo_lightning"
 
@@ -56,3 +63,39 @@ def check_compatible(checkpoint: dict, module: nn.Module, ckpt_path: str | Path)
             "Use the model and strategy settings the checkpoint was trained with "
             "(see its run's .hydra/config.yaml)."
         )
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's own save (lightning.fabric's _atomic_save, 2.6) catches PermissionError and
+    drops it: a checkpoint that could not be written counts as saved, and a run trains to its
+    end without one. Local files are written with data.files.atomic_save instead (temporary
+    file beside the target, fsync, rename), which raises every failure; other file systems
+    (s3://, ...) keep Lightning's save."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        if storage_options is not None or not _is_local_file_protocol(str(path)):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        atomic_save(checkpoint, Path(path))
+
+
+def check_writable(folder: str | Path) -> None:
+    """Fail before any work, naming the folder, if no checkpoint can be written to it: else the
+    first sign would be a failed save, maybe hours into training."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):  # removed on close, even by a kill
+            pass
+    except OSError as error:
+        raise CheckpointError(
+            f"checkpoints cannot be written to {folder} ({error.strerror or error}); "
+            "choose another folder (callbacks.*.dirpath, hydra.run.dir) or fix its permissions"
+        ) from error
+
+
+def check_checkpoint_folders(callbacks: Iterable[object]) -> None:
+    """check_writable for the folder of every callback that writes checkpoints (dirpath)."""
+    folders = {Path(c.dirpath) for c in callbacks if getattr(c, "dirpath", None)}
+    for folder in sorted(folders):
+        check_writable(folder)
