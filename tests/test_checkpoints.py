@@ -147,3 +147,13 @@ def test_train_names_an_unwritable_checkpoint_folder_before_preparing_data(tmp_p
     assert proc.returncode != 0
     assert f"checkpoints cannot be written to {folder}" in proc.stderr
     assert not (tmp_path / "data").exists()  # nothing was rendered or downloaded
+
+
+def test_a_resume_with_another_initial_rate_is_refused_naming_it(tmp_path):
+    module = tiny_module()
+    path = tmp_path / "a.ckpt"
+    torch.save(
+        {**torch.load(save_ours(module, path)), "hyper_parameters": dict(module.hparams)}, path
+    )
+    with pytest.raises(CheckpointError, match=r"model.inner_lr: checkpoint 1.0, configured 0.5"):
+        check_compatible(read_checkpoint(path), tiny_module(inner_lr=0.5), path)

@@ -44,7 +44,8 @@ def read_checkpoint(ckpt_path: str | Path) -> dict:
 
 def check_compatible(checkpoint: dict, module: nn.Module, ckpt_path: str | Path) -> None:
     """Fail before training if the checkpoint's weights do not fit the configured model,
-    listing every key that is missing, unexpected or of another shape."""
+    listing every key that is missing, unexpected or of another shape, and every setting that
+    a resume could not honour (INITIAL_VALUES)."""
     saved = checkpoint["state_dict"]
     expected = module.state_dict()
     problems = [f"missing from the checkpoint: {k}" for k in expected if k not in saved]
@@ -54,6 +55,7 @@ def check_compatible(checkpoint: dict, module: nn.Module, ckpt_path: str | Path)
         for k, v in expected.items()
         if k in saved and tuple(saved[k].shape) != tuple(v.shape)
     ]
+    problems += _changed_initial_values(checkpoint, module)
     if problems:
         listed = "\n".join(f"  - {p}" for p in problems[:20])
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
@@ -63,6 +65,23 @@ def check_compatible(checkpoint: dict, module: nn.Module, ckpt_path: str | Path)
             "Use the model and strategy settings the checkpoint was trained with "
             "(see its run's .hydra/config.yaml)."
         )
+
+
+# Settings that only initialise learned parameters: a resumed run takes those parameters from
+# the checkpoint, so a new value would be recorded but never used. (model.lr is applied on
+# resume instead: LEOModule.on_load_checkpoint.)
+INITIAL_VALUES = ("inner_lr", "finetune_lr")
+
+
+def _changed_initial_values(checkpoint: dict, module: nn.Module) -> list[str]:
+    saved = checkpoint.get("hyper_parameters") or {}
+    configured = getattr(module, "hparams", {})
+    return [
+        f"model.{key}: checkpoint {saved[key]!r}, configured {configured[key]!r} (the initial "
+        "value of a learned rate, which a resumed run continues from the checkpoint)"
+        for key in INITIAL_VALUES
+        if key in saved and key in configured and saved[key] != configured[key]
+    ]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

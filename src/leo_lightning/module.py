@@ -328,6 +328,7 @@ class LEOModule(L.LightningModule):
             checkpoint[CHECKPOINT_KEY]["rng"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._apply_configured_lr(checkpoint)
         stored = checkpoint.get(CHECKPOINT_KEY, {})
         self.run_config = stored.get("config")
         rng = stored.get("rng", {})
@@ -335,6 +336,22 @@ class LEOModule(L.LightningModule):
             torch.set_rng_state(rng["cpu"])
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
+
+    def _apply_configured_lr(self, checkpoint: dict) -> None:
+        """Lightning restores the optimizer with the checkpoint's learning rate, so a resume
+        with another model.lr (a common, legitimate change) trained with the old one while the
+        hparams and TensorBoard recorded the new one. The configured rate goes into the
+        checkpoint's optimizer state here, before Lightning loads it from this same dict."""
+        groups = [g for s in checkpoint.get("optimizer_states", []) for g in s["param_groups"]]
+        previous = {group["lr"] for group in groups}
+        if previous and previous != {self.hparams.lr}:
+            log.info(
+                "resuming with model.lr=%g (the checkpoint's optimizer had lr=%s)",
+                self.hparams.lr,
+                ", ".join(f"{lr:g}" for lr in sorted(previous)),
+            )
+        for group in groups:
+            group["lr"] = self.hparams.lr
 
 
 def add_finite_histogram(writer: Any, tag: str, values: Tensor, step: int) -> None:
