@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import subprocess
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+
 import torch
 
 from leo_lightning.data import ClassPool, EpisodicDataModule
@@ -87,8 +94,6 @@ TINY_CONV4 = ["model.latent_dim=8", "model.backbone.channels=8"]
 
 def run_script(script: str, tmp_path, *args: str, timeout: int = 300, **env_overrides):
     """Run scripts/<script> in a subprocess with outputs and the data cache under tmp_path."""
-    import os
-    import subprocess
     import sys
 
     from conftest import ROOT
@@ -129,3 +134,56 @@ def quiet_trainer(**overrides):
     )
     kwargs.update(overrides)
     return L.Trainer(**kwargs)
+
+
+@contextmanager
+def unwritable(folder, monkeypatch):
+    """`folder` refuses new files, as a read-only or foreign folder does. Root (as in CI
+    containers) ignores permission bits, so there the folder is made immutable with chattr +i;
+    where that is not allowed either, the Python calls that create or rename files in it fail
+    with EACCES instead."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        folder.chmod(0o500)
+        undo = partial(folder.chmod, 0o700)
+    elif subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0:
+        undo = partial(subprocess.run, ["chattr", "-i", str(folder)], check=True)
+    else:
+        _refuse_new_files(folder, monkeypatch)
+        undo = monkeypatch.undo
+    try:
+        yield folder
+    finally:
+        undo()
+
+
+def _refuse_new_files(folder, monkeypatch):
+    import builtins
+
+    def inside(path):
+        return isinstance(path, (str, os.PathLike)) and folder in (Path(path), Path(path).parent)
+
+    def refusing(original, writes=lambda *a: True):
+        def call(path, *args, **kwargs):
+            if inside(path) and writes(*args):
+                raise PermissionError(errno.EACCES, "Permission denied", str(path))
+            return original(path, *args, **kwargs)
+
+        return call
+
+    def rename(original):
+        def call(source, target, *args, **kwargs):
+            if inside(target):
+                raise PermissionError(errno.EACCES, "Permission denied", str(target))
+            return original(source, target, *args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(
+        builtins, "open", refusing(builtins.open, lambda mode="r", *a: mode[0] in "wxa")
+    )
+    monkeypatch.setattr(
+        os, "open", refusing(os.open, lambda flags, *a: flags & (os.O_WRONLY | os.O_RDWR))
+    )
+    monkeypatch.setattr(os, "rename", rename(os.rename))
+    monkeypatch.setattr(os, "replace", rename(os.replace))

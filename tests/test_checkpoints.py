@@ -88,3 +88,72 @@ def test_a_failed_save_raises_and_keeps_the_previous_checkpoint(tmp_path, monkey
         trainer.save_checkpoint(path)
     assert path.read_bytes() == before
     assert torch.load(path, weights_only=True)["global_step"] == 1
+
+
+def test_an_unwritable_checkpoint_folder_is_named_before_training(tmp_path, monkeypatch):
+    from helpers import unwritable
+
+    from leo_lightning.checkpoints import check_writable
+
+    folder = tmp_path / "checkpoints"
+    with (
+        unwritable(folder, monkeypatch),
+        pytest.raises(CheckpointError, match=f"cannot be written to {folder}"),
+    ):
+        check_writable(folder)
+
+
+def test_a_checkpoint_folder_below_a_file_is_named(tmp_path):
+    from leo_lightning.checkpoints import check_writable
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(CheckpointError, match="cannot be written to .*file/checkpoints"):
+        check_writable(tmp_path / "file" / "checkpoints")
+
+
+def test_a_save_the_folder_refuses_fails_the_run(tmp_path, monkeypatch):
+    # Lightning's own save drops a PermissionError: the run went on as if saved.
+    from helpers import random_image_datamodule, unwritable
+    from test_config import compose_train
+
+    from leo_lightning.cli.common import build_trainer
+
+    cfg = compose_train(
+        f"paths.run_dir={tmp_path}",
+        "trainer.max_steps=1",
+        "trainer.limit_val_batches=0",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "~callbacks.progress_bar",
+        "~logger.tensorboard",
+    )
+    trainer = build_trainer(cfg)
+    trainer.fit(tiny_module(), datamodule=random_image_datamodule())
+    folder = tmp_path / "checkpoints"
+    with unwritable(folder, monkeypatch), pytest.raises(PermissionError):
+        trainer.save_checkpoint(folder / "new.ckpt")
+
+
+@pytest.mark.slow
+def test_train_names_an_unwritable_checkpoint_folder_before_preparing_data(tmp_path):
+    from helpers import TINY_CONV4, TINY_RUN, run_script
+
+    (tmp_path / "file").write_text("")
+    folder = tmp_path / "file" / "checkpoints"
+    proc = run_script(
+        "train.py", tmp_path, *TINY_RUN, *TINY_CONV4, f"callbacks.model_checkpoint.dirpath={folder}"
+    )
+    assert proc.returncode != 0
+    assert f"checkpoints cannot be written to {folder}" in proc.stderr
+    assert not (tmp_path / "data").exists()  # nothing was rendered or downloaded
+
+
+def test_a_resume_with_another_initial_rate_is_refused_naming_it(tmp_path):
+    module = tiny_module()
+    path = tmp_path / "a.ckpt"
+    torch.save(
+        {**torch.load(save_ours(module, path)), "hyper_parameters": dict(module.hparams)}, path
+    )
+    with pytest.raises(CheckpointError, match=r"model.inner_lr: checkpoint 1.0, configured 0.5"):
+        check_compatible(read_checkpoint(path), tiny_module(inner_lr=0.5), path)

@@ -172,3 +172,32 @@ def test_ddp_rank_zero_draws_the_dashboards_and_no_rank_waits(tmp_path):
     assert [e.step for e in accumulator.Images("val/episode")] == [2]
     # Rank 0's share of the 4 validation episodes: 2 episodes, 5 class codes each.
     assert accumulator.Histograms("latents/norm_adapted")[0].histogram_value.num == 2 * 5
+
+
+@pytest.mark.slow
+def test_validation_of_a_diverged_model_draws_no_histogram_of_non_finite_norms(tmp_path):
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    module = tiny_module()
+    with torch.no_grad():  # a diverged model: every latent-code norm is NaN
+        module.strategy.encoder.linear.weight.fill_(float("nan"))
+    logger = TensorBoardLogger(tmp_path, name="tb", version=0)
+    quiet_trainer(logger=logger).validate(module, datamodule=random_image_datamodule())
+    logger.experiment.flush()
+
+    accumulator = events(tmp_path)  # the validation finished and drew its episode
+    assert len(accumulator.Images("val/episode")) == 1
+    assert "latents/norm_initial" not in accumulator.Tags()["histograms"]
+
+
+def test_histograms_leave_out_the_non_finite_values():
+    class Writer:
+        def add_histogram(self, tag, values, step):
+            self.drawn = (tag, values.tolist(), step)
+
+    from leo_lightning.module import add_finite_histogram
+
+    writer = Writer()
+    nan, inf = float("nan"), float("inf")
+    add_finite_histogram(writer, "latents/norm_initial", torch.tensor([1.0, nan, inf, 2.0]), 7)
+    assert writer.drawn == ("latents/norm_initial", [1.0, 2.0], 7)

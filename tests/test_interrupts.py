@@ -96,6 +96,21 @@ def test_sigkill_leaves_a_loadable_last_checkpoint_that_resumes(tmp_path, start)
     assert "Restoring states from the checkpoint" in stderr or "Restored all states" in stderr
 
 
+def test_sigkill_before_the_first_validation_leaves_a_last_checkpoint_that_resumes(tmp_path, start):
+    no_validation = "trainer.val_check_interval=1000000"
+    proc = start(ENDLESS, no_validation, "callbacks.last_checkpoint.every_n_steps=2")
+    last = wait_for_checkpoint_step(tmp_path, proc, min_step=4)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not list(last.parent.glob("best-*.ckpt"))  # no validation has run
+    step = torch.load(last, weights_only=True)["global_step"]
+
+    resumed = start(f"ckpt_path={last}", f"trainer.max_steps={step + 2}", "test=false")
+    returncode, stderr = finish(resumed, timeout=300)
+    assert returncode == 0, stderr[-3000:]
+    assert "Restoring states from the checkpoint" in stderr or "Restored all states" in stderr
+
+
 def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path, start):
     proc = start(ENDLESS)
     last = wait_for_checkpoint_step(tmp_path, proc, min_step=3)
@@ -129,3 +144,31 @@ def test_ctrl_c_during_validation_saves_a_checkpoint_that_resumes(tmp_path):
     resumed = quiet_trainer(max_steps=4, val_check_interval=2)
     resumed.fit(tiny_module(), datamodule=random_image_datamodule(), ckpt_path=saver.path)
     assert resumed.global_step == 4
+
+
+def test_ctrl_c_with_an_unwritable_folder_fails_loudly_and_never_says_saved(
+    tmp_path, monkeypatch, capsys
+):
+    from helpers import unwritable
+
+    from leo_lightning.checkpoints import CheckpointError
+
+    class CtrlCInTraining(Callback):
+        def on_train_batch_start(self, trainer, *args):
+            if trainer.global_step >= 2:
+                raise KeyboardInterrupt
+
+    saver = CheckpointOnInterrupt(str(tmp_path / "checkpoints"))
+    saver.dirpath.mkdir()
+    # Lightning's own save, which drops the PermissionError: the callback must notice.
+    trainer = quiet_trainer(max_steps=10, callbacks=[saver, CtrlCInTraining()])
+    sigint = signal.getsignal(signal.SIGINT)  # Lightning ignores SIGINT while it shuts down
+    try:
+        with (
+            unwritable(saver.dirpath, monkeypatch),
+            pytest.raises(CheckpointError, match="no checkpoint was written"),
+        ):
+            trainer.fit(tiny_module(), datamodule=random_image_datamodule())
+    finally:
+        signal.signal(signal.SIGINT, sigint)
+    assert "checkpoint saved" not in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from helpers import random_episode, tiny_module
@@ -128,8 +129,17 @@ def test_per_tensor_clipping_clamps_values_then_each_norm():
     assert torch.equal(small, torch.tensor([0.01, -0.02]))  # not scaled by the other tensor
 
 
-def test_clipping_reports_non_finite_gradients():
-    assert not clip_per_tensor_([torch.tensor([1.0, float("nan")])], value=0.1, max_norm=0.1)
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")])
+def test_clipping_reports_non_finite_gradients_before_clamping_them(bad):
+    grads = [torch.tensor([0.01]), torch.tensor([bad, 0.5])]
+    assert not clip_per_tensor_(grads, value=0.1, max_norm=0.1)
+
+
+def test_clipping_calls_huge_finite_gradients_finite():
+    # The 2-norm of these overflows float32; the values themselves are finite and get clipped.
+    grads = [torch.full((4,), 1e30)]
+    assert clip_per_tensor_(grads, value=0.1, max_norm=0.1)
+    assert torch.isclose(grads[0].norm(), torch.tensor(0.1))
 
 
 def test_episode_accuracy_mean_and_95_percent_interval():

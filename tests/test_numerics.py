@@ -6,7 +6,7 @@ import lightning as L
 import pytest
 import torch
 from helpers import random_image_datamodule, tiny_module
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 
 def trainer(tmp_path, max_steps):
@@ -46,6 +46,18 @@ def test_nan_loss_skips_the_update_and_counts_it(tmp_path):
     assert all(torch.isfinite(p).all() for p in module.parameters())
 
 
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")])
+def test_a_non_finite_gradient_with_a_finite_loss_skips_the_update(tmp_path, bad):
+    module = tiny_module(max_consecutive_skips=1)
+    weight = module.net.decoder.linear.weight
+    weight.register_hook(lambda grad: grad.index_fill(0, torch.tensor([0]), bad))
+    before = {name: p.detach().clone() for name, p in module.named_parameters()}
+    with pytest.raises(FloatingPointError):
+        trainer(tmp_path, max_steps=1).fit(module, datamodule=random_image_datamodule())
+    assert int(module.skipped_steps) == 1
+    assert all(torch.equal(before[name], p) for name, p in module.named_parameters())
+
+
 def test_skipped_update_leaves_the_weights_untouched(tmp_path):
     module = tiny_module(max_consecutive_skips=1)
     poison_losses(module, steps={0})
@@ -63,3 +75,41 @@ def test_consecutive_non_finite_updates_stop_with_a_checkpoint_of_the_last_good_
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["global_step"] == 2
     assert int(checkpoint["state_dict"]["skipped_steps"]) >= 2
+
+
+def saved_states(tmp_path):
+    return {p.name: torch.load(p, weights_only=True) for p in tmp_path.rglob("*.ckpt")}
+
+
+def all_weights_finite(checkpoint):
+    return all(
+        t.isfinite().all() for t in checkpoint["state_dict"].values() if t.is_floating_point()
+    )
+
+
+def test_an_update_that_makes_the_weights_non_finite_stops_training_before_any_save(tmp_path):
+    class InfiniteRateAtStep(Callback):  # as model.lr=inf would, which validation now refuses
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            if trainer.global_step == 2:
+                module.optimizers().param_groups[0]["lr"] = float("inf")
+
+    module = tiny_module(max_consecutive_skips=2)
+    every_step = ModelCheckpoint(dirpath=tmp_path / "checkpoints", every_n_train_steps=1)
+    every_step.CHECKPOINT_NAME_LAST, every_step.save_last = "last", True
+    fit = trainer(tmp_path, max_steps=10)
+    fit.callbacks[:] = [c for c in fit.callbacks if not isinstance(c, ModelCheckpoint)]
+    fit.callbacks += [every_step, InfiniteRateAtStep()]
+    with pytest.raises(FloatingPointError, match="step 3 made the weights non-finite.*last.ckpt"):
+        fit.fit(module, datamodule=random_image_datamodule())
+    states = saved_states(tmp_path)
+    assert states["last.ckpt"]["global_step"] == 2
+    assert all(all_weights_finite(state) for state in states.values())
+
+
+def test_skips_after_non_finite_weights_save_nothing_as_the_last_good_state(tmp_path):
+    module = tiny_module(max_consecutive_skips=2)  # e.g. resumed from a checkpoint gone bad
+    with torch.no_grad():
+        module.net.decoder.linear.weight.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="weights are not finite, so nothing was saved"):
+        trainer(tmp_path, max_steps=10).fit(module, datamodule=random_image_datamodule())
+    assert saved_states(tmp_path) == {}

@@ -33,3 +33,22 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path):
         resumed["optimizer_states"][0]["state"].values(),
     ):
         assert torch.allclose(a["exp_avg"], b["exp_avg"], atol=1e-6)
+
+
+def test_a_resume_with_a_new_lr_trains_with_it_and_records_it(tmp_path):
+    from helpers import quiet_trainer, random_image_datamodule, tiny_module
+
+    from leo_lightning.callbacks import LastCheckpoint
+
+    last = LastCheckpoint(str(tmp_path), every_n_steps=None, every_seconds=None)
+    first = quiet_trainer(max_steps=2, limit_val_batches=0, callbacks=[last])
+    first.fit(tiny_module(lr=1e-3), datamodule=random_image_datamodule())
+
+    resumed = tiny_module(lr=1e-2)
+    quiet_trainer(max_steps=3, limit_val_batches=0, callbacks=[last]).fit(
+        resumed, datamodule=random_image_datamodule(), ckpt_path=last.path
+    )
+    assert [g["lr"] for g in resumed.optimizers().optimizer.param_groups] == [1e-2]
+    saved = torch.load(last.path, weights_only=True)
+    assert saved["global_step"] == 3 and saved["hyper_parameters"]["lr"] == 1e-2
+    assert [g["lr"] for g in saved["optimizer_states"][0]["param_groups"]] == [1e-2]

@@ -6,6 +6,7 @@ import copy
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -70,6 +71,38 @@ def test_every_invalid_value_is_rejected_naming_its_key(key_value):
     assert any(p.startswith(f"{key}=") for p in problems), problems
 
 
+FLOAT_SETTINGS = [
+    "model.inner_lr",
+    "model.finetune_lr",
+    "model.dropout",
+    "model.kl_weight",
+    "model.encoder_penalty_weight",
+    "model.l2_weight",
+    "model.orthogonality_weight",
+    "model.lr",
+    "model.grad_clip_value",
+    "model.grad_clip_norm",
+]
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+@pytest.mark.parametrize("key", FLOAT_SETTINGS)
+def test_every_float_setting_must_be_finite(key, value):
+    problems = config_problems(with_values({key: value}))
+    assert problems == [f"{key}={value!r}: must be a finite number"]
+
+
+def test_floats_without_a_rule_must_be_finite_too_in_lists_and_interpolations():
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"a": {"betas": [0.5, float("nan")]}, "b": "${c}", "c": -float("inf")})
+    assert config_problems(cfg) == [
+        "a.betas.1=nan: must be a finite number",
+        "b=-inf: must be a finite number",
+        "c=-inf: must be a finite number",
+    ]
+
+
 def test_every_rule_key_exists_in_the_default_config():
     from omegaconf import OmegaConf
 
@@ -104,3 +137,20 @@ def test_train_script_exits_2_before_any_work(tmp_path):
     assert "data.n_way=1: must be >= 2" in proc.stderr and "model.lr=-1" in proc.stderr
     assert not (tmp_path / "data").exists()  # nothing was rendered or downloaded
     assert not (tmp_path / "out").exists()  # not even a run directory
+
+
+def test_train_script_rejects_an_infinite_learning_rate(tmp_path):
+    from helpers import run_script
+
+    proc = run_script("train.py", tmp_path, "model.lr=inf", timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "model.lr=inf: must be a finite number" in proc.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_the_last_checkpoint_interval_is_checked():
+    cfg = copy.deepcopy(BASE)
+    cfg.callbacks.last_checkpoint.every_n_steps = 0
+    assert config_problems(cfg) == [
+        "callbacks.last_checkpoint.every_n_steps=0: must be >= 1 (or null)"
+    ]

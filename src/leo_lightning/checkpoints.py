@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import torch
+from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from torch import nn
+
+from leo_lightning.data.files import atomic_save
 
 CHECKPOINT_KEY = "leo_lightning"
 
@@ -37,7 +44,8 @@ def read_checkpoint(ckpt_path: str | Path) -> dict:
 
 def check_compatible(checkpoint: dict, module: nn.Module, ckpt_path: str | Path) -> None:
     """Fail before training if the checkpoint's weights do not fit the configured model,
-    listing every key that is missing, unexpected or of another shape."""
+    listing every key that is missing, unexpected or of another shape, and every setting that
+    a resume could not honour (INITIAL_VALUES)."""
     saved = checkpoint["state_dict"]
     expected = module.state_dict()
     problems = [f"missing from the checkpoint: {k}" for k in expected if k not in saved]
@@ -47,6 +55,7 @@ def check_compatible(checkpoint: dict, module: nn.Module, ckpt_path: str | Path)
         for k, v in expected.items()
         if k in saved and tuple(saved[k].shape) != tuple(v.shape)
     ]
+    problems += _changed_initial_values(checkpoint, module)
     if problems:
         listed = "\n".join(f"  - {p}" for p in problems[:20])
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
@@ -56,3 +65,56 @@ def check_compatible(checkpoint: dict, module: nn.Module, ckpt_path: str | Path)
             "Use the model and strategy settings the checkpoint was trained with "
             "(see its run's .hydra/config.yaml)."
         )
+
+
+# Settings that only initialise learned parameters: a resumed run takes those parameters from
+# the checkpoint, so a new value would be recorded but never used. (model.lr is applied on
+# resume instead: LEOModule.on_load_checkpoint.)
+INITIAL_VALUES = ("inner_lr", "finetune_lr")
+
+
+def _changed_initial_values(checkpoint: dict, module: nn.Module) -> list[str]:
+    saved = checkpoint.get("hyper_parameters") or {}
+    configured = getattr(module, "hparams", {})
+    return [
+        f"model.{key}: checkpoint {saved[key]!r}, configured {configured[key]!r} (the initial "
+        "value of a learned rate, which a resumed run continues from the checkpoint)"
+        for key in INITIAL_VALUES
+        if key in saved and key in configured and saved[key] != configured[key]
+    ]
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's own save (lightning.fabric's _atomic_save, 2.6) catches PermissionError and
+    drops it: a checkpoint that could not be written counts as saved, and a run trains to its
+    end without one. Local files are written with data.files.atomic_save instead (temporary
+    file beside the target, fsync, rename), which raises every failure; other file systems
+    (s3://, ...) keep Lightning's save."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        if storage_options is not None or not _is_local_file_protocol(str(path)):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        atomic_save(checkpoint, Path(path))
+
+
+def check_writable(folder: str | Path) -> None:
+    """Fail before any work, naming the folder, if no checkpoint can be written to it: else the
+    first sign would be a failed save, maybe hours into training."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):  # removed on close, even by a kill
+            pass
+    except OSError as error:
+        raise CheckpointError(
+            f"checkpoints cannot be written to {folder} ({error.strerror or error}); "
+            "choose another folder (callbacks.*.dirpath, hydra.run.dir) or fix its permissions"
+        ) from error
+
+
+def check_checkpoint_folders(callbacks: Iterable[object]) -> None:
+    """check_writable for the folder of every callback that writes checkpoints (dirpath)."""
+    folders = {Path(c.dirpath) for c in callbacks if getattr(c, "dirpath", None)}
+    for folder in sorted(folders):
+        check_writable(folder)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -21,7 +22,7 @@ from torch import Tensor
 
 from leo_lightning import dashboards, precision
 from leo_lightning.checkpoints import CHECKPOINT_KEY
-from leo_lightning.clipping import clip_per_tensor_
+from leo_lightning.clipping import all_finite, clip_per_tensor_
 from leo_lightning.data.episode import Episode
 from leo_lightning.metrics import EpisodeAccuracy, episode_accuracy
 from leo_lightning.models.leo import LEONet
@@ -153,6 +154,7 @@ class LEOModule(L.LightningModule):
         finite = finite & terms["loss"].isfinite()
         if self.trainer.strategy.reduce_boolean_decision(bool(finite), all=True):
             optimizer.step()
+            self._stop_if_weights_are_non_finite()
             self.consecutive_skips = 0
         else:
             self._skip_update(batch_idx)
@@ -177,15 +179,40 @@ class LEOModule(L.LightningModule):
                 f"training stopped. {saved}Lower model.lr or the inner rates, or check the data."
             )
 
+    def _stop_if_weights_are_non_finite(self) -> None:
+        """Finite gradients can still make non-finite weights (an Adam step with a huge
+        model.lr overflows). Such a state must never be trained on or saved, and undoing the
+        step would need a copy of the weights at every step, so training stops right here,
+        before any checkpoint is written. One fused check: a max-abs norm per weight tensor."""
+        finite = bool(all_finite(self.parameters()))
+        if self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+            return
+        raise FloatingPointError(
+            f"the meta-update of step {self.global_step} made the weights non-finite "
+            f"(model.lr={self.hparams.lr}); training stopped and this state was not saved. "
+            f"{self._last_saved_state()}Lower model.lr or the inner rates, or check the data."
+        )
+
     def _save_last_good_state(self) -> str:
         """Skipped updates leave weights and optimizer untouched: the current state is the last
-        good one. Save it where the checkpoint callback keeps last.ckpt."""
+        good one, if its weights are finite (a run resumed from a checkpoint with non-finite
+        weights has none). Save it where the checkpoint callback keeps last.ckpt."""
         dirpath = getattr(self.trainer.checkpoint_callback, "dirpath", None)
         if not dirpath:
             return ""
+        finite = bool(all_finite(self.parameters()))
+        if not self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+            return f"The weights are not finite, so nothing was saved. {self._last_saved_state()}"
         path = f"{dirpath}/last.ckpt"
         self.trainer.save_checkpoint(path)
         return f"The last good state is in {path}. "
+
+    def _last_saved_state(self) -> str:
+        """Where this run's latest last.ckpt is, if one was written."""
+        dirpath = getattr(self.trainer.checkpoint_callback, "dirpath", None)
+        if dirpath and (Path(dirpath) / "last.ckpt").is_file():
+            return f"The latest saved state is {Path(dirpath) / 'last.ckpt'}. "
+        return ""
 
     def _log_train(self, terms: dict[str, Tensor], out: TaskOutput, batch: Episode) -> None:
         n_tasks = batch.query_y.shape[0]
@@ -241,7 +268,7 @@ class LEOModule(L.LightningModule):
         for logger in self._tensorboards():
             for name in ("inner_lr", "finetune_lr"):
                 values = getattr(self.net, name).detach().float().cpu()
-                logger.experiment.add_histogram(f"rates/{name}", values, self.global_step)
+                add_finite_histogram(logger.experiment, f"rates/{name}", values, self.global_step)
 
     def _collect_dashboards(self, batch: Episode, batch_idx: int, out: TaskOutput) -> None:
         """Keep what the validation dashboards draw: the norms of the class codes before and
@@ -272,8 +299,8 @@ class LEOModule(L.LightningModule):
             writer = logger.experiment
             if norms:
                 initial, adapted = (torch.cat([t.flatten() for t in n]) for n in zip(*norms))
-                writer.add_histogram("latents/norm_initial", initial, self.global_step)
-                writer.add_histogram("latents/norm_adapted", adapted, self.global_step)
+                add_finite_histogram(writer, "latents/norm_initial", initial, self.global_step)
+                add_finite_histogram(writer, "latents/norm_adapted", adapted, self.global_step)
             if image is not None:
                 writer.add_image("val/episode", image, self.global_step, dataformats="HWC")
 
@@ -318,6 +345,7 @@ class LEOModule(L.LightningModule):
             checkpoint[CHECKPOINT_KEY]["rng"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._apply_configured_lr(checkpoint)
         stored = checkpoint.get(CHECKPOINT_KEY, {})
         self.run_config = stored.get("config")
         rng = stored.get("rng", {})
@@ -325,6 +353,38 @@ class LEOModule(L.LightningModule):
             torch.set_rng_state(rng["cpu"])
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
+
+    def _apply_configured_lr(self, checkpoint: dict) -> None:
+        """Lightning restores the optimizer with the checkpoint's learning rate, so a resume
+        with another model.lr (a common, legitimate change) trained with the old one while the
+        hparams and TensorBoard recorded the new one. The configured rate goes into the
+        checkpoint's optimizer state here, before Lightning loads it from this same dict."""
+        groups = [g for s in checkpoint.get("optimizer_states", []) for g in s["param_groups"]]
+        previous = {group["lr"] for group in groups}
+        if previous and previous != {self.hparams.lr}:
+            log.info(
+                "resuming with model.lr=%g (the checkpoint's optimizer had lr=%s)",
+                self.hparams.lr,
+                ", ".join(f"{lr:g}" for lr in sorted(previous)),
+            )
+        for group in groups:
+            group["lr"] = self.hparams.lr
+
+
+def add_finite_histogram(writer: Any, tag: str, values: Tensor, step: int) -> None:
+    """TensorBoard cannot bin inf or NaN ("The histogram is empty"): draw the finite values
+    only and say how many were left out, so that a diverged model never stops a validation."""
+    finite = values[values.isfinite()]
+    if finite.numel() < values.numel():
+        log.warning(
+            "%s at step %d: %d of %d values are not finite and are left out of the histogram",
+            tag,
+            step,
+            values.numel() - finite.numel(),
+            values.numel(),
+        )
+    if finite.numel():
+        writer.add_histogram(tag, finite, step)
 
 
 def _synchronize(device: torch.device) -> None:

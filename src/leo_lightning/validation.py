@@ -6,8 +6,9 @@ say: ranges and the rules that tie keys together. Every problem is reported, not
 
 from __future__ import annotations
 
+import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,8 @@ RULES = (
         f"one of {list(PRECISION_CHOICES)} or null (fp32)",
     ),
     Rule("trainer.max_steps", lambda v: v >= 1 or v == -1, ">= 1 (or -1 for no limit)"),
+    Rule("callbacks.last_checkpoint.every_n_steps", _at_least(1), ">= 1 (or null)"),
+    Rule("callbacks.last_checkpoint.every_seconds", _at_least(0), ">= 0 (or null)"),
 )
 
 
@@ -77,8 +80,11 @@ def config_problems(cfg: DictConfig) -> list[str]:
     problems = []
     for rule in RULES:
         value = OmegaConf.select(cfg, rule.key, default=None)
+        if _is_non_finite(value):
+            continue  # said once, by _non_finite_problems
         if value is not None and not rule.check(value):
             problems.append(f"{rule.key}={value!r}: must be {rule.expected}")
+    problems += _non_finite_problems(cfg)
     problems += _image_size_problems(cfg)
     problems += _split_capacity_problems(cfg)
     return problems
@@ -88,6 +94,40 @@ def validate(cfg: DictConfig) -> None:
     problems = config_problems(cfg)
     if problems:
         raise ConfigError(problems)
+
+
+def _non_finite_problems(cfg: DictConfig) -> list[str]:
+    """No float setting means anything as inf or nan, and the range rules let them through
+    (`inf > 0` is true): model.lr=inf turns the weights to NaN in one update. So every float
+    value of the config, wherever it is, must be finite."""
+    return [
+        f"{key}={value!r}: must be a finite number"
+        for key, value in _float_values(cfg)
+        if _is_non_finite(value)
+    ]
+
+
+def _is_non_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def _float_values(cfg: DictConfig) -> Iterator[tuple[str, float]]:
+    """(dotted key, value) of every float in the config, lists included, in config order."""
+    yield from _floats_under(cfg, OmegaConf.to_container(cfg, resolve=False), "")
+
+
+def _floats_under(cfg: DictConfig, node: Any, prefix: str) -> Iterator[tuple[str, float]]:
+    """An interpolation is resolved where it can be; one that cannot be resolved yet (e.g.
+    ${hydra:...} before the run starts) is not a float setting of ours and is skipped."""
+    for name, value in node.items() if isinstance(node, dict) else enumerate(node):
+        key = f"{prefix}{name}"
+        if isinstance(value, dict | list):
+            yield from _floats_under(cfg, value, f"{key}.")
+            continue
+        if isinstance(value, str) and "${" in value:
+            value = OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
+        if isinstance(value, float):
+            yield key, value
 
 
 def _image_size_problems(cfg: DictConfig) -> list[str]:

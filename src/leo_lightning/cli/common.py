@@ -13,6 +13,8 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from leo_lightning.checkpoints import AtomicCheckpointIO
+
 log = logging.getLogger(__name__)
 
 
@@ -26,6 +28,7 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
         cfg.trainer,
         callbacks=instantiate_each(cfg.get("callbacks")),
         logger=instantiate_each(cfg.get("logger")) or False,
+        plugins=[AtomicCheckpointIO()],  # a checkpoint that cannot be written fails the run
     )
 
 

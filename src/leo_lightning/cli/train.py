@@ -14,7 +14,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from leo_lightning import precision
-from leo_lightning.checkpoints import check_compatible, read_checkpoint
+from leo_lightning.checkpoints import check_checkpoint_folders, check_compatible, read_checkpoint
 from leo_lightning.cli.common import build_trainer, format_accuracy, test_metrics, write_json
 from leo_lightning.module import LEOModule
 
@@ -31,6 +31,7 @@ def train(cfg: DictConfig) -> dict:
     module: LEOModule = instantiate(cfg.model, strategy=cfg.strategy, _recursive_=False)
     module.run_config = OmegaConf.to_container(cfg, resolve=True)
     trainer = build_trainer(cfg)
+    check_checkpoint_folders(trainer.callbacks)  # before the data is prepared
 
     if cfg.ckpt_path:  # fail now, not after the data is prepared
         check_compatible(read_checkpoint(cfg.ckpt_path), module, cfg.ckpt_path)

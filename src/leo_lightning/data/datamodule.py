@@ -121,10 +121,12 @@ class EpisodicDataModule(L.LightningDataModule):
 
     def _batches_trained(self) -> int:
         """Where a resumed run continues the stream: the training batches already processed
-        (restored from the checkpoint's loop state; skipped updates count as processed)."""
+        (restored from the checkpoint's loop state; skipped updates count as processed).
+        Processed, not completed: a checkpoint written at the end of a training batch (the
+        step interval of last.ckpt) has that batch processed but not yet marked completed."""
         if self.trainer is None:
             return 0
-        return self.trainer.fit_loop.epoch_loop.batch_progress.total.completed
+        return self.trainer.fit_loop.epoch_loop.batch_progress.total.processed
 
     def _rank_and_world_size(self) -> tuple[int, int]:
         trainer = self.trainer
