@@ -113,3 +113,22 @@ def test_skips_after_non_finite_weights_save_nothing_as_the_last_good_state(tmp_
     with pytest.raises(FloatingPointError, match="weights are not finite, so nothing was saved"):
         trainer(tmp_path, max_steps=10).fit(module, datamodule=random_image_datamodule())
     assert saved_states(tmp_path) == {}
+
+
+def _subnormals_survive() -> bool:
+    return (torch.tensor([1e-39]) * 1.0).item() != 0.0
+
+
+def test_a_fit_that_fails_leaves_subnormal_floats_working(tmp_path):
+    """Steps flush subnormals to zero (10x faster second-order backward on x86); a fit that
+    raises must not leave the whole process flushing them, e.g. in a notebook."""
+    module = tiny_module()
+
+    def fail(*args, **kwargs):
+        assert not _subnormals_survive(), "the step runs with subnormals flushed"
+        raise RuntimeError("boom")
+
+    module.meta_loss = fail
+    with pytest.raises(RuntimeError, match="boom"):
+        trainer(tmp_path, max_steps=2).fit(module, datamodule=random_image_datamodule())
+    assert _subnormals_survive()

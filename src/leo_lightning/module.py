@@ -6,6 +6,7 @@ the meta-loss, the optimizer, per-tensor clipping, skipping non-finite updates a
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Mapping
@@ -36,6 +37,23 @@ def _plain(config: Any) -> Any:
     if isinstance(config, DictConfig):
         return OmegaConf.to_container(config, resolve=True)
     return dict(config) if isinstance(config, Mapping) else config
+
+
+def _flushing_subnormals(step):
+    """Confident softmaxes in the inner loop produce subnormal floats, and their second-order
+    backward runs about 10x slower on x86 CPUs unless subnormals are flushed to zero. The flag
+    is process-wide, so it is set for each step and reset after it, even when the step raises:
+    a failed fit in a notebook must not leave the process computing differently."""
+
+    @functools.wraps(step)
+    def flushing(*args, **kwargs):
+        torch.set_flush_denormal(True)
+        try:
+            return step(*args, **kwargs)
+        finally:
+            torch.set_flush_denormal(False)  # the process default
+
+    return flushing
 
 
 class LEOModule(L.LightningModule):
@@ -93,9 +111,6 @@ class LEOModule(L.LightningModule):
         self._shown_episode: tuple[Tensor, ...] | None = None  # one task and its predictions
 
     def setup(self, stage: str) -> None:
-        # Confident softmaxes in the inner loop produce subnormal floats, and their second-order
-        # backward runs about 10x slower on x86 CPUs unless subnormals are flushed to zero.
-        torch.set_flush_denormal(True)
         self._resolve_precision()
 
     def _resolve_precision(self) -> None:
@@ -109,9 +124,6 @@ class LEOModule(L.LightningModule):
             self.net.resolve_precision(strategy.root_device) if strategy.is_global_zero else None
         )
         self.net.precision = strategy.broadcast(chosen, src=0)
-
-    def teardown(self, stage: str) -> None:
-        torch.set_flush_denormal(False)  # the process default; leave no global change behind
 
     # -- the meta-objective ---------------------------------------------------------------------
 
@@ -143,6 +155,7 @@ class LEOModule(L.LightningModule):
 
     # -- training ---------------------------------------------------------------------------------
 
+    @_flushing_subnormals
     def training_step(self, batch: Episode, batch_idx: int) -> Tensor:
         optimizer = self.optimizers()
         out = self(batch)
@@ -229,6 +242,7 @@ class LEOModule(L.LightningModule):
 
     # -- evaluation -------------------------------------------------------------------------------
 
+    @_flushing_subnormals
     def _evaluate(self, batch: Episode) -> tuple[TaskOutput, Tensor, float]:
         """The strategy's output, per-episode accuracy [B] and the wall time of adaptation
         (seconds, data excluded)."""
