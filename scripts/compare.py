@@ -4,11 +4,8 @@ Writes compare.md and compare.png into that directory and prints the table.
 """
 
 import sys
-from pathlib import Path
 
-from leo_lightning.cli.compare import compare
+from leo_lightning.cli.compare import main
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or not Path(sys.argv[1]).is_dir():
-        sys.exit("usage: python scripts/compare.py <multirun directory>")
-    print(compare(Path(sys.argv[1])))
+    sys.exit(main())

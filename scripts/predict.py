@@ -30,4 +30,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from leo_lightning.cli.overrides import exit_on_unknown_keys  # a typo: name the real key
+
+    exit_on_unknown_keys(ROOT / "conf", "predict")
     sys.exit(main())

@@ -20,10 +20,32 @@ def test_missing_file_is_named(tmp_path):
         read_checkpoint(tmp_path / "nope.ckpt")
 
 
-def test_unreadable_file_is_rejected(tmp_path):
+def test_unreadable_binary_file_is_rejected(tmp_path):
     (tmp_path / "x.ckpt").write_bytes(b"\x00garbage")
-    with pytest.raises(CheckpointError, match="could not be read"):
+    with pytest.raises(CheckpointError, match="x.ckpt' is not a PyTorch checkpoint"):
         read_checkpoint(tmp_path / "x.ckpt")
+
+
+def test_a_text_file_is_named_as_one_with_its_first_line(tmp_path):
+    (tmp_path / "notes.ckpt").write_text("hello\nworld\n")
+    with pytest.raises(CheckpointError) as error:
+        read_checkpoint(tmp_path / "notes.ckpt")
+    message = str(error.value)
+    assert "notes.ckpt' is a text file (it starts with 'hello')" in message
+    assert "written by scripts/train.py under <run>/checkpoints/" in message
+
+
+def test_an_empty_file_is_named_as_one(tmp_path):
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"empty.ckpt' is an empty file \(0 bytes\)"):
+        read_checkpoint(tmp_path / "empty.ckpt")
+
+
+def test_a_truncated_checkpoint_is_named_as_one(tmp_path):
+    whole = save_ours(tiny_module(), tmp_path / "whole.ckpt").read_bytes()
+    (tmp_path / "half.ckpt").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(CheckpointError, match="half.ckpt' is a zip archive .*truncated"):
+        read_checkpoint(tmp_path / "half.ckpt")
 
 
 def test_a_foreign_checkpoint_is_rejected(tmp_path):
@@ -38,7 +60,7 @@ def test_pickled_code_is_not_executed(tmp_path):
             return (print, ("pwned",))
 
     torch.save({"leo_lightning": Payload()}, tmp_path / "evil.ckpt")
-    with pytest.raises(CheckpointError, match="could not be read"):
+    with pytest.raises(CheckpointError, match=r"safe load \(weights_only=True\)"):
         read_checkpoint(tmp_path / "evil.ckpt")
 
 

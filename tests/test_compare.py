@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from leo_lightning.cli.compare import compare
+from leo_lightning.cli.compare import CompareError, compare
 
 
 def fake_job(root, num, strategy, steps, acc=None):
@@ -46,3 +46,54 @@ def test_compare_lists_every_job_and_marks_failed_ones(tmp_path):
 def test_compare_rejects_a_directory_without_jobs(tmp_path):
     with pytest.raises(FileNotFoundError, match="no job directories"):
         compare(tmp_path)
+
+
+def run_compare(*args: str):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    script = str(ROOT / "scripts" / "compare.py")
+    return subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
+
+
+@pytest.mark.slow
+def test_the_script_names_a_missing_directory(tmp_path):
+    proc = run_compare(str(tmp_path / "nowhere"))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().endswith(
+        f"error: {tmp_path / 'nowhere'}: no such directory; pass the directory of a "
+        "`scripts/train.py -m ...` run"
+    )
+
+
+@pytest.mark.slow
+def test_the_script_names_a_truncated_results_file_without_a_traceback(tmp_path):
+    fake_job(tmp_path, 0, "Amortized", 0, acc=0.9)
+    results = tmp_path / "0" / "results.json"
+    results.write_text(results.read_text()[:20])
+    proc = run_compare(str(tmp_path))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"error: {results}: not valid JSON" in proc.stderr
+
+
+def test_a_results_file_missing_a_key_is_named_with_the_key(tmp_path):
+    fake_job(tmp_path, 0, "Amortized", 0, acc=0.9)
+    results = tmp_path / "0" / "results.json"
+    payload = json.loads(results.read_text())
+    del payload["test/acc_ci95"]
+    results.write_text(json.dumps(payload))
+    with pytest.raises(
+        CompareError, match=r"0/results.json: has 'test/acc' but no 'test/acc_ci95'"
+    ):
+        compare(tmp_path)
+
+
+def test_a_job_that_did_not_test_is_listed_as_failed(tmp_path):
+    fake_job(tmp_path, 0, "Amortized", 0, acc=0.9)
+    (tmp_path / "1" / ".hydra").mkdir(parents=True)
+    (tmp_path / "1" / "results.json").write_text(json.dumps({"best_val_acc": 0.5}))
+    assert "| 1 | `` | ? | None | None | failed (no test results in results.json)" in compare(
+        tmp_path
+    )

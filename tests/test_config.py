@@ -108,3 +108,14 @@ def test_per_task_brings_its_own_step_budget_and_the_command_line_still_wins():
 def test_strategy_keys_are_checked_against_their_schema():
     with pytest.raises(ConfigCompositionException, match="lrr"):
         compose_train("strategy=per_task", "strategy.lrr=1")
+
+
+@pytest.mark.slow
+def test_help_lists_the_config_options_but_not_the_schemas(tmp_path):
+    from helpers import run_script
+
+    proc = run_script("train.py", tmp_path, "--help")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "data: folder, glyphs, leo_embeddings, omniglot\n" in proc.stdout
+    assert "strategy: amortized, per_task, universal\n" in proc.stdout
+    assert "schema_" not in proc.stdout

@@ -91,4 +91,4 @@ def test_a_file_that_is_not_our_checkpoint_is_rejected(tmp_path):
     bogus = tmp_path / "bogus.ckpt"
     bogus.write_text("hello")
     proc = predict(tmp_path, bogus)
-    assert proc.returncode != 0 and "could not be read" in proc.stderr
+    assert proc.returncode != 0 and "is a text file (it starts with 'hello')" in proc.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,16 +31,48 @@ def read_checkpoint(ckpt_path: str | Path) -> dict:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any failure to read means the same to the user
         raise CheckpointError(
-            f"ckpt_path={str(ckpt_path)!r} could not be read as a PyTorch checkpoint: {error}"
+            f"ckpt_path={str(ckpt_path)!r} {_what_it_is(path, error)}; {WRITTEN_BY}"
         ) from error
     stored = checkpoint.get(CHECKPOINT_KEY) if isinstance(checkpoint, dict) else None
     if not stored or not stored.get("config") or "state_dict" not in checkpoint:
         raise CheckpointError(
             f"ckpt_path={str(ckpt_path)!r} is not a leo-lightning checkpoint (no "
-            f"'{CHECKPOINT_KEY}' entry); checkpoints are written by scripts/train.py under "
-            "<run>/checkpoints/"
+            f"'{CHECKPOINT_KEY}' entry); {WRITTEN_BY}"
         )
     return checkpoint
+
+
+WRITTEN_BY = "checkpoints are written by scripts/train.py under <run>/checkpoints/"
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
+
+
+def _what_it_is(path: Path, error: Exception) -> str:
+    """Why torch.load failed, in the user's terms: what the file is, not what the unpickler
+    tripped on (a text file used to give "could not be read as a PyTorch checkpoint: 101").
+    torch's own message stays on the chained exception."""
+    with path.open("rb") as handle:
+        head = handle.read(512)
+    if not head:
+        return "is an empty file (0 bytes), not a checkpoint"
+    if head.startswith(ZIP_MAGIC) and isinstance(error, pickle.UnpicklingError):
+        return (
+            "is a PyTorch file holding objects other than tensors and plain values, which a "
+            "safe load (weights_only=True) does not unpickle: not a checkpoint of this project"
+        )
+    if head.startswith(ZIP_MAGIC):
+        return (
+            "is a zip archive but not a readable PyTorch checkpoint: truncated (an unfinished "
+            "copy?), corrupt, or another kind of zip"
+        )
+    if _is_text(head):
+        first_line = head.decode("utf-8", errors="replace").splitlines()[0][:60]
+        return f"is a text file (it starts with {first_line!r}), not a PyTorch checkpoint"
+    return "is not a PyTorch checkpoint (torch.save writes a zip archive; this file is not one)"
+
+
+def _is_text(head: bytes) -> bool:
+    """No NUL and no control bytes other than whitespace (bytes >= 128 may be UTF-8)."""
+    return all(byte >= 32 or byte in b"\t\n\r\f" for byte in head)
 
 
 def check_compatible(checkpoint: dict, module: nn.Module, ckpt_path: str | Path) -> None:

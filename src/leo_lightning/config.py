@@ -208,16 +208,20 @@ class PredictSchema:
 
 
 def register_configs() -> None:
-    """Make the schemas visible to Hydra; call before composing any config."""
+    """Make the schemas visible to Hydra; call before composing any config.
+
+    Every schema sits at the root of the config tree, outside the config groups, so that
+    `--help` does not list it as a pickable option of its group; the group's configs name it
+    by its absolute path (`- /schema_glyphs` in conf/data/glyphs.yaml)."""
     cs = ConfigStore.instance()
     cs.store(name="schema_train", node=TrainSchema)
     cs.store(name="schema_eval", node=EvalSchema)
     cs.store(name="schema_predict", node=PredictSchema)
-    cs.store(group="data", name="schema_glyphs", node=GlyphsDataSchema)
-    cs.store(group="data", name="schema_omniglot", node=OmniglotDataSchema)
-    cs.store(group="data", name="schema_folder", node=FolderDataSchema)
-    cs.store(group="data", name="schema_leo_embeddings", node=LEOEmbeddingsDataSchema)
-    cs.store(group="model", name="schema_leo", node=LEOSchema)
-    cs.store(group="strategy", name="schema_strategy", node=StrategySchema)
-    cs.store(group="strategy", name="schema_per_task", node=PerTaskSchema)
-    cs.store(group="trainer", name="schema_trainer", node=TrainerSchema)
+    cs.store(name="schema_glyphs", node=GlyphsDataSchema)
+    cs.store(name="schema_omniglot", node=OmniglotDataSchema)
+    cs.store(name="schema_folder", node=FolderDataSchema)
+    cs.store(name="schema_leo_embeddings", node=LEOEmbeddingsDataSchema)
+    cs.store(name="schema_leo", node=LEOSchema)
+    cs.store(name="schema_strategy", node=StrategySchema)
+    cs.store(name="schema_per_task", node=PerTaskSchema)
+    cs.store(name="schema_trainer", node=TrainerSchema)

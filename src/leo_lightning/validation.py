@@ -14,6 +14,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationValidationError
 
 from leo_lightning.precision import CHOICES as PRECISION_CHOICES
 
@@ -86,6 +87,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
             problems.append(f"{rule.key}={value!r}: must be {rule.expected}")
     problems += _non_finite_problems(cfg)
     problems += _image_size_problems(cfg)
+    problems += _input_shape_problems(cfg)
     problems += _split_capacity_problems(cfg)
     return problems
 
@@ -141,6 +143,32 @@ def _image_size_problems(cfg: DictConfig) -> list[str]:
     if size < minimum:
         return [f"data.image_size={size}: must be >= {minimum} for a Conv4 of depth {depth}"]
     return []
+
+
+def _input_shape_problems(cfg: DictConfig) -> list[str]:
+    """model.input_shape must be the shape of one example: [data.channels, data.image_size,
+    data.image_size] for images (its default follows them). Pre-computed features have no
+    image size: their shape is checked against the loaded data by the DataModule."""
+    shape = OmegaConf.select(cfg, "model.input_shape", default=None)
+    if shape is None:
+        return []
+    try:
+        shape = list(shape)
+    except InterpolationValidationError:  # its default, [${data.channels}, ...], with nulls
+        return [
+            "model.input_shape: must be set to the shape of one example here (its default "
+            "follows data.channels and data.image_size, which are null: pre-computed "
+            "features?), e.g. model.input_shape=[640] for the LEO embeddings"
+        ]
+    size = OmegaConf.select(cfg, "data.image_size", default=None)
+    channels = OmegaConf.select(cfg, "data.channels", default=None)
+    if size is None or channels is None or shape == [channels, size, size]:
+        return []
+    return [
+        f"model.input_shape={shape}: does not match the images, [{channels}, {size}, {size}] "
+        f"(data.channels={channels}, data.image_size={size}); leave model.input_shape at its "
+        "default, which follows them"
+    ]
 
 
 def _split_capacity_problems(cfg: DictConfig) -> list[str]:

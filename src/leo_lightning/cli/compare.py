@@ -6,7 +6,9 @@ failed, never dropped, so a comparison cannot silently lose its worst entries.
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,41 +27,80 @@ class JobResult:
     adapt_ms: float | None = None
     fit_seconds: float | None = None
     episodes: int | None = None
+    missing: str = "no results.json"  # why a failed job has no accuracy
 
     @property
     def failed(self) -> bool:
         return self.acc is None
 
 
+class CompareError(ValueError):
+    """A job's files cannot be read; the message names the file and what is wrong."""
+
+
+# results.json keys the table needs from a job that ran its test (test=false writes neither).
+TEST_KEYS = ("test/acc", "test/acc_ci95")
+
+
+def _read_yaml(path: Path, default):
+    if not path.is_file():
+        return default
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise CompareError(f"{path}: not valid YAML ({error})") from error
+
+
+def _read_results(path: Path) -> dict | None:
+    """The job's results.json, or None if it has none (the job failed or did not test)."""
+    if not path.is_file():
+        return None
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise CompareError(f"{path}: not valid JSON, truncated or edited? ({error})") from error
+    if not isinstance(results, dict):
+        raise CompareError(f"{path}: expected a JSON object of results, found {results!r:.60}")
+    if "test/acc" not in results:
+        return None
+    missing = [key for key in TEST_KEYS if key not in results]
+    if missing:
+        raise CompareError(f"{path}: has 'test/acc' but no {', '.join(map(repr, missing))}")
+    return results
+
+
 def read_job(job_dir: Path) -> JobResult:
-    config_file = job_dir / ".hydra" / "config.yaml"
-    config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
+    config = _read_yaml(job_dir / ".hydra" / "config.yaml", {}) or {}
     model = config.get("model", {})
     target = config.get("strategy", {}).get("_target_", "?")
-    overrides_file = job_dir / ".hydra" / "overrides.yaml"
-    overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
+    overrides = _read_yaml(job_dir / ".hydra" / "overrides.yaml", []) or []
     result = JobResult(
         job=job_dir.name,
-        overrides=" ".join(o for o in overrides or [] if "progress_bar" not in o),
+        overrides=" ".join(o for o in overrides if "progress_bar" not in o),
         strategy=target.rsplit(".", 1)[-1],
         inner_steps=model.get("inner_steps"),
         finetune_steps=model.get("finetune_steps"),
     )
-    results_file = job_dir / "results.json"
-    if results_file.is_file():
-        results = json.loads(results_file.read_text())
-        if "test/acc" in results:
-            result.strategy = results.get("strategy", result.strategy)
-            result.acc = results["test/acc"]
-            result.ci95 = results["test/acc_ci95"]
-            result.adapt_ms = results.get("test/adapt_ms_per_task")
-            result.fit_seconds = results.get("fit_seconds")
-            result.episodes = int(results.get("test/episodes", 0))
+    results = _read_results(job_dir / "results.json")
+    if results is None and (job_dir / "results.json").is_file():
+        result.missing = "no test results in results.json"
+    if results is not None:
+        result.strategy = results.get("strategy", result.strategy)
+        result.acc = results["test/acc"]
+        result.ci95 = results["test/acc_ci95"]
+        result.adapt_ms = results.get("test/adapt_ms_per_task")
+        result.fit_seconds = results.get("fit_seconds")
+        result.episodes = int(results.get("test/episodes", 0))
     return result
 
 
 def read_multirun(multirun_dir: Path) -> list[JobResult]:
     """One JobResult per job directory (a directory holding .hydra/), in job order."""
+    if not multirun_dir.is_dir():
+        what = "not a directory" if multirun_dir.exists() else "no such directory"
+        raise FileNotFoundError(
+            f"{multirun_dir}: {what}; pass the directory of a `scripts/train.py -m ...` run"
+        )
     jobs = [p for p in multirun_dir.iterdir() if (p / ".hydra").is_dir()]
     if not jobs:
         raise FileNotFoundError(
@@ -77,7 +118,7 @@ def markdown_table(results: list[JobResult]) -> str:
     ]
     for r in results:
         if r.failed:
-            cells = ["failed (no results.json)", "", ""]
+            cells = [f"failed ({r.missing})", "", ""]
         else:
             cells = [
                 f"{100 * r.acc:.2f} ± {100 * r.ci95:.2f} % ({r.episodes} ep.)",
@@ -119,3 +160,20 @@ def compare(multirun_dir: Path) -> str:
     (multirun_dir / "compare.md").write_text(f"# Comparison of {multirun_dir}\n\n{table}")
     plot(results, multirun_dir / "compare.png")
     return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    """scripts/compare.py: print the table, or one line saying which file or key is wrong."""
+    parser = argparse.ArgumentParser(
+        prog="scripts/compare.py",
+        description="Compare the jobs of a multirun: writes compare.md and compare.png into "
+        "the directory and prints the table.",
+    )
+    parser.add_argument("multirun_dir", type=Path, help="e.g. outputs/multiruns/<date>/<time>")
+    args = parser.parse_args(argv)
+    try:
+        print(compare(args.multirun_dir))
+    except (FileNotFoundError, CompareError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0

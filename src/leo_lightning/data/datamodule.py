@@ -67,8 +67,11 @@ class EpisodicDataModule(L.LightningDataModule):
         self.source.prepare()
 
     def setup(self, stage: str | None = None) -> None:
-        if self.pools:
-            return
+        if not self.pools:
+            self.pools = self._load_pools()
+        self._check_model_input_shape()
+
+    def _load_pools(self) -> dict[str, ClassPool]:
         pools = self.source.load()
         missing = [s for s in SPLITS if s not in pools]
         if missing:
@@ -77,7 +80,7 @@ class EpisodicDataModule(L.LightningDataModule):
             self._check_example_shape(split, pool)
             pool.check_supports(split, self.shape.n_way, self.shape.k_shot + self.shape.n_query)
             log.info("split %-5s: %d classes, %d examples", split, pool.n_classes, len(pool.data))
-        self.pools = pools
+        return pools
 
     def _check_example_shape(self, split: str, pool: ClassPool) -> None:
         if self.image_size is None:
@@ -88,6 +91,24 @@ class EpisodicDataModule(L.LightningDataModule):
                 f"split '{split}' holds examples of shape {pool.example_shape}, but "
                 f"data.channels/data.image_size ask for {expected}"
             )
+
+    def _check_model_input_shape(self) -> None:
+        """The model being fit or tested must take this data's examples: otherwise the first
+        batch fails deep in the network ("mat1 and mat2 shapes cannot be multiplied"), after
+        the data was prepared. Runs at every setup (a new Trainer may bring another model)."""
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        model_shape = getattr(module, "hparams", {}).get("input_shape")
+        data_shape = self.pools["train"].example_shape
+        if model_shape is None or tuple(model_shape) == data_shape:
+            return
+        if self.image_size is not None:
+            keys = f"data.channels={self.channels}, data.image_size={self.image_size}"
+        else:
+            keys = f"the examples of data.source ({type(self.source).__name__})"
+        raise ValueError(
+            f"model.input_shape={list(model_shape)} does not match the data: its examples have "
+            f"shape {list(data_shape)} ({keys}); make them agree"
+        )
 
     # -- loaders ---------------------------------------------------------------------------------
 

@@ -32,6 +32,18 @@ __all__ = ["atomic_save", "decode_image", "file_sha256", "load_cache"]
 
 _RESAMPLE = Image.Resampling.BILINEAR
 
+# Grayscale modes with more than 8 bits: 16-bit PNG/TIFF open as "I;16*"; "I" (32-bit) is what
+# older Pillow and 16-bit TIFFs give, with the same 0..65535 range. Pillow's convert("L") clips
+# them at 255 instead of scaling (a mid-grey 16-bit image became white).
+_SIXTEEN_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
+
+
+def _to_eight_bit(image: Image.Image) -> Image.Image:
+    """A 16-bit grayscale image as mode "L", scaled by value range: 0..65535 -> 0..255."""
+    values = np.asarray(image).astype(np.float64)  # uint16, big-endian uint16 or int32
+    scaled = np.clip(values, 0, 65535) * (255 / 65535)
+    return Image.fromarray(np.rint(scaled).astype(np.uint8))
+
 
 def decode_image(
     source: bytes | os.PathLike | str,
@@ -42,16 +54,17 @@ def decode_image(
 ) -> np.ndarray:
     """Decode a PNG/JPEG (bytes or a path) into a uint8 array [channels, image_size, image_size].
 
-    Transparent pixels are composited onto white first (a transparent PNG's hidden colour is
-    arbitrary). ``invert`` maps v -> 255 - v after conversion. Any decoding failure raises a
-    ValueError that names the file (``name``, or the path).
+    16-bit grayscale is scaled to 8 bits by its value range (0..65535 -> 0..255). Transparent
+    pixels are composited onto white first (a transparent PNG's hidden colour is arbitrary).
+    ``invert`` maps v -> 255 - v after conversion. Any decoding failure raises a ValueError
+    that names the file (``name``, or the path).
     """
     label = name if name is not None else str(source)
     try:
         handle = io.BytesIO(source) if isinstance(source, bytes) else source
         with Image.open(handle) as opened:
             opened.load()
-            image = opened
+            image = _to_eight_bit(opened) if opened.mode in _SIXTEEN_BIT_MODES else opened
             if "A" in image.getbands() or (image.mode == "P" and "transparency" in image.info):
                 rgba = image.convert("RGBA")
                 image = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SPLITS = ("train", "val", "test")
 MODES = ("auto", "folders", "random")
-DECODER_VERSION = 1
+DECODER_VERSION = 2  # part of the cache key; 2: 16-bit grayscale scaled, no longer clipped
 
 
 class FolderSource:

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from leo_lightning import precision
 from leo_lightning.models.decoder import Decoder
 from leo_lightning.models.distributions import sample_gaussian, weight_std_offset
+from leo_lightning.models.shots import shot_weights
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +123,15 @@ class LEONet(nn.Module):
         """Dot-product classifier: [B, M, F] x [B, N, F] -> [B, M, N], no bias, no norm."""
         return self.dropout(features) @ weights.transpose(1, 2)
 
-    def support_loss(self, features: Tensor, labels: Tensor, weights: Tensor) -> Tensor:
-        """Cross-entropy summed over the support examples (and over the tasks, which are
-        independent, so each task's code still receives its own gradient)."""
+    def support_loss(
+        self, features: Tensor, labels: Tensor, weights: Tensor, example_weights: Tensor
+    ) -> Tensor:
+        """Cross-entropy summed over the support examples, each weighted by `example_weights`
+        [B, M] (`shot_weights`: every class counts the same; all 1 with equal shots), and over
+        the tasks, which are independent, so each task's code still receives its own gradient."""
         logits = self.logits(features, weights)
-        return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="sum")
+        losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none")
+        return (losses * example_weights.flatten()).sum()
 
     # -- adaptation --------------------------------------------------------------------------
 
@@ -137,7 +142,9 @@ class LEONet(nn.Module):
 
         The original keeps K tiled copies of each class code and averages their logits, so each
         copy receives 1/K of the gradient; one code per class with the rate divided by K is the
-        same update. Returns the adapted codes and the per-task support loss at each step.
+        same update. With unequal shots K is the mean shot count and L_support weights every
+        class equally (`shot_weights`). Returns the adapted codes and the per-task support loss
+        at each step.
         """
         return self._descend(
             latents, lambda z: self.decode(z), self.inner_lr, self.inner_steps, features, labels
@@ -153,7 +160,9 @@ class LEONet(nn.Module):
 
     def _descend(self, state, to_weights, rate, steps, features, labels):
         n_tasks, n_support = labels.shape
-        k_shot = n_support // state.shape[-2]
+        n_way = state.shape[-2]
+        example_weights = shot_weights(labels, n_way)  # [B, M], all 1 with equal shots
+        mean_shots = n_support / n_way  # K with equal shots
         keep_graph = self.training and not self.first_order
         if not self.training:  # evaluation: no outer gradient, so no graph to the parameters
             state, rate = state.detach(), rate.detach()
@@ -161,8 +170,8 @@ class LEONet(nn.Module):
         for _ in range(steps):
             if not state.requires_grad:
                 state = state.requires_grad_()
-            loss = self.support_loss(features, labels, to_weights(state))
+            loss = self.support_loss(features, labels, to_weights(state), example_weights)
             (grad,) = torch.autograd.grad(loss, state, create_graph=keep_graph)
-            state = state - (rate / k_shot) * grad
+            state = state - (rate / mean_shots) * grad
             losses.append(loss.detach() / n_tasks)
         return state, losses

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from leo_lightning.models.shots import shot_weights
+
 
 def class_means(values: Tensor, labels: Tensor, n_way: int) -> Tensor:
     """Average the rows of each class: [B, M, D], labels [B, M] -> [B, N, D]."""
@@ -20,6 +22,8 @@ class RelationNetwork(nn.Module):
     The first layer applied to the concatenation [h_i, h_j] equals W_left h_i + W_right h_j, so
     it is computed once per code and broadcast over the (N*K)^2 pairs; the last layer is linear
     and therefore commutes with the average over partners j, so it runs on N*K rows only.
+    The average over partners weights every class equally (`shot_weights`; the plain mean with
+    equal shots), so a class with more shots does not dominate every other class's code.
     """
 
     def __init__(self, latent_dim: int):
@@ -36,5 +40,7 @@ class RelationNetwork(nn.Module):
         left, right = codes @ w_left.T, codes @ w_right.T  # [B, M, 2d] each
         pairs = torch.relu(left.unsqueeze(2) + right.unsqueeze(1))  # [B, M(i), M(j), 2d]
         pairs = torch.relu(self.layers[1](pairs))
-        per_code = self.layers[2](pairs.mean(dim=2))  # [B, M, 2d]
+        partners = shot_weights(labels, n_way).to(pairs.dtype) / labels.shape[1]  # [B, M], sum 1
+        partner_mean = torch.einsum("bijc,bj->bic", pairs, partners)  # [B, M(i), 2d]
+        per_code = self.layers[2](partner_mean)  # [B, M, 2d]
         return class_means(per_code, labels, n_way)

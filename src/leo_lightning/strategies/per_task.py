@@ -4,7 +4,8 @@ For each task a fresh, seeded backbone, decoder and Gaussian q(z_n) per class ar
 that task's support set alone with Adam, minimizing
     total_KL + reconstruction_weight * reconstruction_error,
 total_KL = sum over classes and latent dimensions of KL(q(z_n) || N(0, I)) and
-reconstruction_error = summed negative log-likelihood of the support labels.
+reconstruction_error = summed negative log-likelihood of the support labels, each class weighted
+equally (`shot_weights`: the plain sum with equal shots, and no pull for a class with more shots).
 There is nothing to meta-train. This is the lower reference point of the comparison.
 
 The tasks of a batch are optimized together: their weights are stacked along a task dimension
@@ -26,6 +27,7 @@ from torch.func import functional_call, replace_all_batch_norm_modules_, stack_m
 from leo_lightning.data.episode import Episode
 from leo_lightning.models.distributions import kl_to_standard_normal, split_gaussian
 from leo_lightning.models.leo import LEONet
+from leo_lightning.models.shots import shot_weights
 from leo_lightning.strategies.base import ModelDims, Strategy, TaskOutput, n_way_of
 
 
@@ -59,6 +61,7 @@ class PerTask(Strategy):
         initial_mean = split_gaussian(state["q_z"])[0].detach().clone()  # Adam moves q_z in place
         batched_features = torch.vmap(features)
         optimizer = torch.optim.Adam(list(state.values()), lr=self.lr, betas=self.betas)
+        example_weights = shot_weights(episode.support_y, n_way).flatten()  # [B*N*K], 1 if equal
         losses = []
         with torch.enable_grad():
             for _ in range(net.inner_steps):
@@ -67,8 +70,9 @@ class PerTask(Strategy):
                 z = mean + std * torch.randn_like(std)
                 logits = support @ self._weights(state, z).transpose(1, 2)  # [B, N*K, N]
                 nll = F.cross_entropy(
-                    logits.flatten(0, 1), episode.support_y.flatten(), reduction="sum"
+                    logits.flatten(0, 1), episode.support_y.flatten(), reduction="none"
                 )
+                nll = (nll * example_weights).sum()
                 kl = kl_to_standard_normal(mean, std).sum()
                 loss = kl + self.reconstruction_weight * nll  # tasks are independent: sum them
                 optimizer.zero_grad(set_to_none=True)

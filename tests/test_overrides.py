@@ -1,0 +1,67 @@
+"""A mistyped key on the command line names the closest real key, not Hydra's `+key` hint."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ROOT
+from helpers import run_script
+
+from leo_lightning.cli.overrides import unknown_key_message
+from leo_lightning.config import register_configs
+
+register_configs()
+
+
+def message(*overrides: str, config: str = "train") -> str | None:
+    return unknown_key_message(ROOT / "conf", config, overrides)
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("model.latnet_dim", "model.latent_dim"),
+        ("sed", "seed"),
+        ("trainer.max_stesp", "trainer.max_steps"),
+        ("modle.latent_dim", "model.latent_dim"),
+        ("data.source.train_clases", "data.source.train_classes"),
+    ],
+)
+def test_a_mistyped_key_names_the_closest_real_key(typed, meant):
+    assert message(f"{typed}=3") == (
+        f"{typed}: no such key; did you mean {meant}? (`--cfg job` prints every key)"
+    )
+
+
+def test_the_keys_come_from_the_chosen_options():
+    assert "did you mean strategy.lr?" in message("strategy=per_task", "strategy.lrr=1")
+    assert message("data=folder", "data.source.train_classes=3") == (
+        "data.source.train_classes: no such key (`--cfg job` prints every key)"
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["model.latent_dim=3"],  # fine
+        ["model.latent_dim=abc"],  # a wrong type: Hydra's message names the key already
+        ["strategy=amortised"],  # an unknown option: Hydra lists the options
+        ["-m", "model.latnet_dim=3,4"],  # a sweep: composed per job by the sweeper
+    ],
+)
+def test_other_command_lines_are_left_to_hydra(overrides):
+    assert message(*[o for o in overrides if o != "-m"]) is None
+
+
+def test_the_predict_config_is_checked_too():
+    assert "did you mean support_dir?" in message("suport_dir=x", config="predict")
+
+
+@pytest.mark.slow
+def test_train_script_names_the_real_key_and_no_plus_hint(tmp_path):
+    proc = run_script("train.py", tmp_path, "model.latnet_dim=3")
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        "error: model.latnet_dim: no such key; did you mean model.latent_dim? "
+        "(`--cfg job` prints every key)\n"
+    )
+    assert not (tmp_path / "outputs").exists()
