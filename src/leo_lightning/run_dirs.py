@@ -210,10 +210,21 @@ class RunDirGuard(Callback):
         self.resuming_jobs = tuple(resuming_jobs)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if _secondary_rank():  # the run's own other ranks join the folder rank 0 prepared
+            return
         _exit_on_error(prepare_run_dir, config, self.resuming_jobs)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _exit_on_error(prepare_sweep_dir, config)
+
+
+def _secondary_rank() -> bool:
+    """A process that Lightning's DDP launcher (LOCAL_RANK), torchrun (RANK) or SLURM
+    (SLURM_PROCID) started as a further rank of a run: it reruns the same command into the same
+    folder, which rank 0 has already checked and filled."""
+    return any(
+        int(os.environ.get(name, "0") or 0) > 0 for name in ("LOCAL_RANK", "RANK", "SLURM_PROCID")
+    )
 
 
 def _exit_on_error(check, *args) -> None:
