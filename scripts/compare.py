@@ -1,14 +1,10 @@
 """Compare the jobs of a multirun: `python scripts/compare.py outputs/multiruns/<date>/<time>`.
 
-Writes compare.md and compare.png into that directory and prints the table.
+Writes compare.md and compare.png into that directory and prints the table (the same command
+as `leo-compare`, leo_lightning/cli/compare.py).
 """
 
-import sys
-from pathlib import Path
-
-from leo_lightning.cli.compare import compare
+from leo_lightning.cli.compare import main
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or not Path(sys.argv[1]).is_dir():
-        sys.exit("usage: python scripts/compare.py <multirun directory>")
-    print(compare(Path(sys.argv[1])))
+    main()

@@ -7,6 +7,7 @@ failed, never dropped, so a comparison cannot silently lose its worst entries.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,3 +120,13 @@ def compare(multirun_dir: Path) -> str:
     (multirun_dir / "compare.md").write_text(f"# Comparison of {multirun_dir}\n\n{table}")
     plot(results, multirun_dir / "compare.png")
     return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`leo-compare <multirun directory>` (and scripts/compare.py): writes compare.md and
+    compare.png into that directory and prints the table."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not Path(args[0]).is_dir():
+        program = Path(sys.argv[0]).name
+        sys.exit(f"usage: {program} <multirun directory>, e.g. outputs/multiruns/<date>/<time>")
+    print(compare(Path(args[0])))
