@@ -143,21 +143,36 @@ class LEOModule(L.LightningModule):
     # -- training ---------------------------------------------------------------------------------
 
     def training_step(self, batch: Episode, batch_idx: int) -> Tensor:
-        optimizer = self.optimizers()
+        terms, out = self.meta_update(batch, self.optimizers(), batch_idx)
+        self._log_train(terms, out, batch)
+        return terms["loss"].detach()
+
+    def meta_update(
+        self, batch: Episode, optimizer: torch.optim.Optimizer, batch_idx: int
+    ) -> tuple[dict[str, Tensor], TaskOutput]:
+        """One outer update: the meta-loss, its gradient, per-tensor clipping, and the step
+        unless the loss or a gradient is non-finite (then skipped and counted). The one copy,
+        run by training_step under a Trainer and by LEO.meta_train_step without one (there
+        the backward is plain autograd and no other rank has a say)."""
+        attached = self._trainer is not None
         out = self(batch)
         terms = self.meta_loss(out, batch.query_y)
         optimizer.zero_grad()
-        self.manual_backward(terms["loss"])
+        if attached:
+            self.manual_backward(terms["loss"])
+        else:
+            terms["loss"].backward()
         grads = [p.grad for p in self.parameters() if p.grad is not None]
         finite = clip_per_tensor_(grads, self.hparams.grad_clip_value, self.hparams.grad_clip_norm)
-        finite = finite & terms["loss"].isfinite()
-        if self.trainer.strategy.reduce_boolean_decision(bool(finite), all=True):
+        finite = bool(finite & terms["loss"].isfinite())
+        if attached:
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if finite:
             optimizer.step()
             self.consecutive_skips = 0
         else:
             self._skip_update(batch_idx)
-        self._log_train(terms, out, batch)
-        return terms["loss"].detach()
+        return terms, out
 
     def _skip_update(self, batch_idx: int) -> None:
         """A NaN/inf loss or gradient skips the outer update, as the original LEO does."""
@@ -180,7 +195,8 @@ class LEOModule(L.LightningModule):
     def _save_last_good_state(self) -> str:
         """Skipped updates leave weights and optimizer untouched: the current state is the last
         good one. Save it where the checkpoint callback keeps last.ckpt."""
-        dirpath = getattr(self.trainer.checkpoint_callback, "dirpath", None)
+        callback = self._trainer.checkpoint_callback if self._trainer is not None else None
+        dirpath = getattr(callback, "dirpath", None)
         if not dirpath:
             return ""
         path = f"{dirpath}/last.ckpt"
