@@ -1,6 +1,11 @@
-"""leo-lightning: Latent Embedding Optimization on PyTorch Lightning and Hydra."""
+"""leo-lightning: Latent Embedding Optimization on PyTorch Lightning and Hydra.
+
+From Python: `train(overrides)` and `evaluate(ckpt_path)` run what the `leo-train` and
+`leo-eval` commands run (README, "Python API").
+"""
 
 from leo_lightning.module import LEOModule
+from leo_lightning.runs import evaluate, train
 
-__all__ = ["LEOModule"]
+__all__ = ["LEOModule", "evaluate", "train"]
 __version__ = "0.1.0"
