@@ -157,22 +157,35 @@ class LEOModule(L.LightningModule):
 
     @_flushing_subnormals
     def training_step(self, batch: Episode, batch_idx: int) -> Tensor:
-        optimizer = self.optimizers()
+        terms, out = self.meta_update(batch, self.optimizers(), batch_idx)
+        self._log_train(terms, out, batch)
+        return terms["loss"].detach()
+
+    def meta_update(
+        self, batch: Episode, optimizer: torch.optim.Optimizer, batch_idx: int
+    ) -> tuple[dict[str, Tensor], TaskOutput]:
+        """One outer update: the meta-loss, its gradient, per-tensor clipping, and the step
+        unless the loss or a gradient is non-finite (then skipped and counted). The one copy,
+        run by training_step under a Trainer and by LEO.meta_train_step without one (there
+        the backward is plain autograd and no other rank has a say)."""
+        attached = self._trainer is not None
         out = self(batch)
         terms = self.meta_loss(out, batch.query_y)
         optimizer.zero_grad()
-        self.manual_backward(terms["loss"])
+        if attached:
+            self.manual_backward(terms["loss"])
+        else:
+            terms["loss"].backward()
         grads = [p.grad for p in self.parameters() if p.grad is not None]
         finite = clip_per_tensor_(grads, self.hparams.grad_clip_value, self.hparams.grad_clip_norm)
-        finite = finite & terms["loss"].isfinite()
-        if self.trainer.strategy.reduce_boolean_decision(bool(finite), all=True):
+        finite = bool(finite & terms["loss"].isfinite())
+        if self._all_ranks(finite):
             optimizer.step()
             self._stop_if_weights_are_non_finite()
             self.consecutive_skips = 0
         else:
             self._skip_update(batch_idx)
-        self._log_train(terms, out, batch)
-        return terms["loss"].detach()
+        return terms, out
 
     def _skip_update(self, batch_idx: int) -> None:
         """A NaN/inf loss or gradient skips the outer update, as the original LEO does."""
@@ -192,13 +205,19 @@ class LEOModule(L.LightningModule):
                 f"training stopped. {saved}Lower model.lr or the inner rates, or check the data."
             )
 
+    def _all_ranks(self, flag: bool) -> bool:
+        """True only if `flag` holds on every rank (a skip or stop must be the same everywhere);
+        without a Trainer there is one process."""
+        if self._trainer is None:
+            return flag
+        return self.trainer.strategy.reduce_boolean_decision(flag, all=True)
+
     def _stop_if_weights_are_non_finite(self) -> None:
         """Finite gradients can still make non-finite weights (an Adam step with a huge
         model.lr overflows). Such a state must never be trained on or saved, and undoing the
         step would need a copy of the weights at every step, so training stops right here,
         before any checkpoint is written. One fused check: a max-abs norm per weight tensor."""
-        finite = bool(all_finite(self.parameters()))
-        if self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+        if self._all_ranks(bool(all_finite(self.parameters()))):
             return
         raise FloatingPointError(
             f"the meta-update of step {self.global_step} made the weights non-finite "
@@ -210,11 +229,11 @@ class LEOModule(L.LightningModule):
         """Skipped updates leave weights and optimizer untouched: the current state is the last
         good one, if its weights are finite (a run resumed from a checkpoint with non-finite
         weights has none). Save it where the checkpoint callback keeps last.ckpt."""
-        dirpath = getattr(self.trainer.checkpoint_callback, "dirpath", None)
+        callback = self._trainer.checkpoint_callback if self._trainer is not None else None
+        dirpath = getattr(callback, "dirpath", None)
         if not dirpath:
             return ""
-        finite = bool(all_finite(self.parameters()))
-        if not self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+        if not self._all_ranks(bool(all_finite(self.parameters()))):
             return f"The weights are not finite, so nothing was saved. {self._last_saved_state()}"
         path = f"{dirpath}/last.ckpt"
         self.trainer.save_checkpoint(path)
@@ -222,7 +241,8 @@ class LEOModule(L.LightningModule):
 
     def _last_saved_state(self) -> str:
         """Where this run's latest last.ckpt is, if one was written."""
-        dirpath = getattr(self.trainer.checkpoint_callback, "dirpath", None)
+        callback = self._trainer.checkpoint_callback if self._trainer is not None else None
+        dirpath = getattr(callback, "dirpath", None)
         if dirpath and (Path(dirpath) / "last.ckpt").is_file():
             return f"The latest saved state is {Path(dirpath) / 'last.ckpt'}. "
         return ""

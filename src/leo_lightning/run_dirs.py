@@ -251,13 +251,18 @@ def resume_command(checkpoint: str | Path) -> str:
     overrides = [o for o in hydra.overrides.task if _key(o) not in replaced]
     run_dir = hydra.runtime.output_dir
     resume = [f"ckpt_path={checkpoint}", f"hydra.run.dir={run_dir}"]
-    args = [_script(hydra.job.name), *overrides, *resume]
-    return "python " + " ".join(shlex.quote(str(a)) for a in args)
+    args = [*_command(hydra.job.name), *overrides, *resume]
+    return " ".join(shlex.quote(str(a)) for a in args)
 
 
-def _script(job_name: str) -> str:
-    """The script as it was called; under a launcher (SLURM) argv is the launcher's, so the
-    checkout's scripts/<job>.py."""
-    if Path(sys.argv[0]).name == f"{job_name}.py":
-        return sys.argv[0]
-    return str(Path(os.environ.get("LEO_PROJECT_ROOT", ".")) / "scripts" / f"{job_name}.py")
+def _command(job_name: str) -> list[str]:
+    """The command as it was called: `python scripts/<job>.py` or the installed `leo-<job>`.
+    Under a launcher (SLURM) or from Python (leo_lightning.train) argv is another program's,
+    so the checkout's scripts/<job>.py where there is one, else `leo-<job>`."""
+    called = Path(sys.argv[0]).name
+    if called == f"{job_name}.py":
+        return ["python", sys.argv[0]]
+    if called == f"leo-{job_name}":
+        return [called]
+    script = Path(os.environ.get("LEO_PROJECT_ROOT", ".")) / "scripts" / f"{job_name}.py"
+    return ["python", str(script)] if script.is_file() else [f"leo-{job_name}"]

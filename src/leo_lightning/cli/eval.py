@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
@@ -13,6 +14,9 @@ from omegaconf import DictConfig, OmegaConf
 from leo_lightning import precision
 from leo_lightning.checkpoints import CHECKPOINT_KEY, read_checkpoint
 from leo_lightning.cli.common import build_trainer, format_accuracy, test_metrics, write_json
+from leo_lightning.cli.errors import reports_user_errors
+from leo_lightning.config import register_configs
+from leo_lightning.configs import CONFIG_DIR, use_current_directory_as_root
 from leo_lightning.module import LEOModule
 
 log = logging.getLogger(__name__)
@@ -49,3 +53,19 @@ def evaluate(cfg: DictConfig) -> dict:
     results["backbone_precision"] = precision.as_record(module.net.precision)
     write_json(Path(HydraConfig.get().runtime.output_dir) / "results.json", results)
     return results
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    """`leo-eval ckpt_path=<run>/checkpoints/last.ckpt`, and scripts/eval.py in a checkout."""
+    use_current_directory_as_root()
+    register_configs()
+    _command()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
+@reports_user_errors  # a user's mistake: its message, no traceback, no empty run folder
+def _command(cfg: DictConfig) -> None:
+    evaluate(cfg)

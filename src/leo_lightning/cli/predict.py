@@ -13,12 +13,17 @@ import csv
 import logging
 from pathlib import Path
 
+import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from leo_lightning.checkpoints import CheckpointError, read_checkpoint
+from leo_lightning.cli.errors import reports_user_errors
+from leo_lightning.cli.overrides import exit_on_unknown_keys
+from leo_lightning.config import register_configs
+from leo_lightning.configs import CONFIG_DIR, use_current_directory_as_root
 from leo_lightning.data.episode import Episode
 from leo_lightning.data.errors import DataError
 from leo_lightning.data.files import decode_image
@@ -109,3 +114,21 @@ def predict(cfg: DictConfig) -> list[dict]:
         print(f"{row['file']:<{width}}  {row['predicted']}  ({best:.2f})")
     print(f"written to {output}")
     return rows
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    """`leo-predict ckpt_path=... support_dir=DIR query_dir=DIR`, and scripts/predict.py in a
+    checkout."""
+    use_current_directory_as_root()
+    register_configs()
+    exit_on_unknown_keys(CONFIG_DIR, "predict")  # a typo: name the real key, not Hydra's +key hint
+    _command()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")
+@reports_user_errors  # a user's mistake: its message, no traceback, no empty run folder
+def _command(cfg: DictConfig) -> None:
+    predict(cfg)

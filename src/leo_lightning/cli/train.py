@@ -1,13 +1,21 @@
-"""Meta-train, then test the best checkpoint on the fixed test episodes."""
+"""Meta-train, then test the best checkpoint on the fixed test episodes.
+
+`main` is the command (`leo-train`, scripts/train.py); `train` is its job function, which
+leo_lightning.train runs too.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 from pathlib import Path
 
+import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -16,7 +24,13 @@ from omegaconf import DictConfig, OmegaConf
 from leo_lightning import precision
 from leo_lightning.checkpoints import check_checkpoint_folders, check_compatible, read_checkpoint
 from leo_lightning.cli.common import build_trainer, format_accuracy, test_metrics, write_json
+from leo_lightning.cli.errors import reports_user_errors
+from leo_lightning.cli.overrides import exit_on_unknown_keys
+from leo_lightning.config import register_configs
+from leo_lightning.configs import CONFIG_DIR, use_current_directory_as_root
 from leo_lightning.module import LEOModule
+from leo_lightning.run_dirs import prepare_job_dir
+from leo_lightning.validation import validate
 
 log = logging.getLogger(__name__)
 
@@ -131,3 +145,38 @@ def _best_score(trainer: L.Trainer) -> float | None:
     callback = _checkpoint_callback(trainer)
     score = callback.best_model_score if callback else None
     return None if score is None else float(score)
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    """`leo-train [group=option ...] [key=value ...]`, and scripts/train.py in a checkout."""
+    use_current_directory_as_root()
+    register_configs()
+    exit_on_unknown_keys(CONFIG_DIR, "train")  # a typo: name the real key, not Hydra's +key hint
+    _command()
+
+
+def _terminate_as_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+@reports_user_errors  # a user's mistake: its message, no traceback, no empty run folder
+def _command(cfg: DictConfig) -> float | None:
+    # A single run and its folder were checked before its run dir existed (hydra/default.yaml
+    # callbacks); a multirun job is checked here, where a ConfigError fails this job and the
+    # sweep goes on.
+    validate(cfg)
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        prepare_job_dir(cfg)  # also turns ckpt_path=last into this job's own last.ckpt
+    # SIGTERM saves a checkpoint too; but not in a submitit (SLURM) job, where SIGTERM is part
+    # of requeueing and submitit's own handler ignores it (hydra/launcher/slurm.yaml).
+    if "SUBMITIT_FOLDER" not in os.environ:
+        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    # A process started in the background by a non-interactive shell inherits SIGINT ignored,
+    # and Python then installs no Ctrl-C handler: restore it, so SIGINT always interrupts.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    results = train(cfg)
+    return results.get(cfg.optimized_metric)
