@@ -143,6 +143,12 @@ class PerTaskSchema(StrategySchema):
 
 
 @dataclass
+class MAMLSchema(StrategySchema):
+    inner_lr: float = 0.4
+    batch_norm: str = "running"
+
+
+@dataclass
 class TrainerSchema:
     _target_: str = "lightning.pytorch.Trainer"
     accelerator: str = "auto"
@@ -220,4 +226,5 @@ def register_configs() -> None:
     cs.store(group="model", name="schema_leo", node=LEOSchema)
     cs.store(group="strategy", name="schema_strategy", node=StrategySchema)
     cs.store(group="strategy", name="schema_per_task", node=PerTaskSchema)
+    cs.store(group="strategy", name="schema_maml", node=MAMLSchema)
     cs.store(group="trainer", name="schema_trainer", node=TrainerSchema)

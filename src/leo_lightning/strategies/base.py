@@ -27,6 +27,8 @@ class ModelDims:
     feature_dim: int
     latent_dim: int
     dropout: float
+    # (name, shape) of each backbone parameter, for strategies that keep a tensor per parameter
+    backbone_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
 
 @dataclass
