@@ -166,19 +166,23 @@ def test_each_strategy_counts_the_numbers_it_adapts_per_task(strategy, adapted):
     assert module.strategy.adapted_parameters(module.net, 5) == expected
 
 
-def test_maml_batch_norm_mode_running_is_inductive_and_batch_is_transductive():
+@pytest.mark.parametrize("training", [False, True], ids=["evaluation", "meta-training"])
+def test_maml_batch_norm_modes_running_and_support_are_inductive_and_batch_is_not(training):
     episode = random_episode(b=1)
     fewer = episode._replace(query_x=episode.query_x[:, :4], query_y=episode.query_y[:, :4])
-    for mode, inductive in (("running", True), ("batch", False)):
+    modes = {"running": "running statistics", "support": "support statistics"}
+    modes["batch"] = "batch statistics (transductive)"
+    for mode, name in modes.items():
+        inductive = mode == "support" or (mode == "running" and not training)
         target = {"_target_": "leo_lightning.strategies.MAML", "batch_norm": mode}
-        module = tiny_module(strategy=target).eval()
+        module = tiny_module(strategy=target, dropout=0.0).train(training)
         buffers = {k: v.clone() for k, v in module.net.backbone.named_buffers()}
         all_queries, first_four = module(episode).query_logits[0, :4], module(fewer).query_logits[0]
         assert torch.allclose(all_queries, first_four, atol=1e-5) == inductive, mode
-        expected = "running statistics" if inductive else "batch statistics (transductive)"
-        assert module.strategy.batch_norm_mode(module.net) == expected
-        for name, value in module.net.backbone.named_buffers():  # evaluation leaves no trace
-            assert torch.equal(value, buffers[name]), name
+        assert module.strategy.batch_norm_mode(module.net) == name
+        if not training:  # evaluation leaves no trace in the running statistics
+            for buffer, value in module.net.backbone.named_buffers():
+                assert torch.equal(value, buffers[buffer]), buffer
 
 
 def test_a_bad_batch_norm_mode_names_the_key():

@@ -145,7 +145,7 @@ class PerTaskSchema(StrategySchema):
 @dataclass
 class MAMLSchema(StrategySchema):
     inner_lr: float = 0.4
-    batch_norm: str = "running"
+    batch_norm: str = "support"
 
 
 @dataclass

@@ -70,7 +70,11 @@ RULES = (
     ),
     Rule("trainer.max_steps", lambda v: v >= 1 or v == -1, ">= 1 (or -1 for no limit)"),
     Rule("strategy.inner_lr", _positive, "> 0"),  # maml, meta_sgd
-    Rule("strategy.batch_norm", lambda v: v in ("running", "batch"), "running or batch"),
+    Rule(
+        "strategy.batch_norm",
+        lambda v: v in ("running", "batch", "support"),
+        "one of running, batch, support",
+    ),
 )
 
 # Strategies that take no steps, and those whose steps are SGD steps on every parameter.

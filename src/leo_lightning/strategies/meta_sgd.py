@@ -18,7 +18,7 @@ from leo_lightning.strategies.maml import MAML
 
 
 class MetaSGD(MAML):
-    def __init__(self, dims: ModelDims, inner_lr: float = 0.4, batch_norm: str = "running"):
+    def __init__(self, dims: ModelDims, inner_lr: float = 0.4, batch_norm: str = "support"):
         super().__init__(dims, inner_lr, batch_norm)
         shapes = {f"backbone.{name}": shape for name, shape in dims.backbone_shapes}
         shapes["head.weight"] = (1, dims.feature_dim)  # broadcast over the N class rows
