@@ -10,7 +10,6 @@ from leo_lightning.data import EpisodicDataModule
 from leo_lightning.data.glyphs import GlyphSource
 
 pytestmark = pytest.mark.slow
-STEPS = int(__import__("os").environ.get("STEPS", 30))
 
 
 def test_short_fit_on_glyphs_lifts_validation_accuracy_far_above_chance(tmp_path):
@@ -79,7 +78,8 @@ def test_each_baseline_learns_a_tiny_glyph_task_within_a_few_steps(tmp_path, str
         test_episodes=20,
     )
     module = tiny_module(strategy=strategy, lr=3e-3, **overrides)
-    trainer = quiet_trainer(max_steps=STEPS, val_check_interval=STEPS)
+    steps = 80 if strategy["_target_"].endswith("AmortizedPure") else 30  # no inner loop to help
+    trainer = quiet_trainer(max_steps=steps, val_check_interval=steps)
     trainer.fit(module, datamodule=datamodule)
     accuracy = trainer.callback_metrics["val/acc"].item()
     assert accuracy > 0.4, accuracy  # chance is 0.2
