@@ -157,6 +157,7 @@ class TrainerSchema:
     strategy: Any = "auto"
     precision: Any = "32-true"
     max_steps: int = 1000
+    max_time: Optional[str] = None
     val_check_interval: Any = 250
     check_val_every_n_epoch: Optional[int] = None
     num_sanity_val_steps: int = 0
