@@ -10,7 +10,7 @@ import yaml
 from leo_lightning.cli.compare import CompareError, compare
 
 
-def fake_job(root, num, strategy, steps, acc=None):
+def fake_job(root, num, strategy, steps, acc=None, overrides=None, **results_extra):
     job = root / str(num)
     (job / ".hydra").mkdir(parents=True)
     config = {
@@ -18,8 +18,10 @@ def fake_job(root, num, strategy, steps, acc=None):
         "model": {"inner_steps": steps, "finetune_steps": steps},
     }
     (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
-    overrides = [f"strategy={strategy.lower()}", f"model.inner_steps={steps}"]
+    overrides = overrides or [f"strategy={strategy.lower()}", f"model.inner_steps={steps}"]
     (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    if results_extra:
+        (job / "results.json").write_text(json.dumps({"strategy": strategy, **results_extra}))
     if acc is not None:
         results = {
             "strategy": strategy,
@@ -28,6 +30,11 @@ def fake_job(root, num, strategy, steps, acc=None):
             "test/adapt_ms_per_task": 3.0 + steps,
             "fit_seconds": 12.0,
             "test/episodes": 100,
+            "best_val_acc": acc - 0.01,
+            "peak_step_memory_mb": 12.5,
+            "peak_step_memory_source": "torch.profiler memory timeline",
+            "adapted_parameters": 11525,
+            "batch_norm": "running statistics",
         }
         (job / "results.json").write_text(json.dumps(results))
 
@@ -38,8 +45,11 @@ def test_compare_lists_every_job_and_marks_failed_ones(tmp_path):
     fake_job(tmp_path, 2, "PerTask", 100)  # crashed: no results.json
     table = compare(tmp_path)
     assert "90.00 ± 1.00 %" in table and "93.00 ± 1.00 %" in table
-    assert "| 2 | `strategy=pertask model.inner_steps=100` | PerTask | 100 | 100 | failed" in table
+    assert "| 2 | `strategy=pertask model.inner_steps=100` | PerTask | 100 + 100 | failed" in table
     assert (tmp_path / "compare.md").read_text().count("\n|") == 5  # header, rule, three jobs
+    row = next(line for line in table.splitlines() if line.startswith("| 0 |"))
+    assert row.endswith("| 89.00 % | 3.0 | 12 | 12.5 | 11,525 | running statistics |")
+    assert "measured with torch.profiler memory timeline" in table
     assert (tmp_path / "compare.png").stat().st_size > 1000
 
 
@@ -97,3 +107,21 @@ def test_a_job_that_did_not_test_is_listed_as_failed(tmp_path):
     assert "| 1 | `` | ? | None | None | failed (no test results in results.json)" in compare(
         tmp_path
     )
+
+
+def test_a_sweep_over_any_key_labels_each_job_by_the_keys_that_differ(tmp_path):
+    for num, dim in enumerate((32, 64, 128)):
+        overrides = [f"model.latent_dim={dim}", "debug=fast", "trainer.max_steps=300"]
+        fake_job(tmp_path, num, "Amortized", 5, acc=0.9, overrides=overrides)
+    table = compare(tmp_path)
+    for num, dim in enumerate((32, 64, 128)):
+        assert f"| {num} | `model.latent_dim={dim}` | Amortized |" in table
+    assert "Every job: `debug=fast trainer.max_steps=300`." in table
+
+
+def test_an_optuna_trial_without_a_test_is_not_tested_and_shows_its_best_validation(tmp_path):
+    fake_job(tmp_path, 0, "Amortized", 5, overrides=["model.lr=0.001"], best_val_acc=0.8125)
+    fake_job(tmp_path, 1, "Amortized", 5, overrides=["model.lr=0.003"], best_val_acc=0.75)
+    table = compare(tmp_path)
+    assert "| 0 | `model.lr=0.001` | Amortized | 5 + 5 | not tested | 81.25 % |" in table
+    assert "failed" not in table

@@ -81,7 +81,11 @@ def test_uneven_class_sizes_never_draw_padding():
 
 def test_same_index_same_episode_different_index_different_episode():
     pool = id_pool()
-    assert all(torch.equal(a, b) for a, b in zip(draw(pool, index=3), draw(pool, index=3)))
+    tensors = lambda episode: episode[:4]  # noqa: E731  (a hand-drawn episode has no index)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(tensors(draw(pool, index=3)), tensors(draw(pool, index=3)))
+    )
     assert not torch.equal(draw(pool, index=3).support_x, draw(pool, index=4).support_x)
 
 
@@ -184,6 +188,17 @@ def test_datamodule_rejects_examples_of_the_wrong_shape():
 class FakeTrainer:
     def __init__(self, rank, world_size):
         self.global_rank, self.world_size = rank, world_size
+
+
+def test_batches_carry_the_index_of_each_episode_in_its_list_or_stream():
+    dm = make_datamodule(test_episodes=8)
+    dm.trainer = FakeTrainer(1, 2)
+    assert [b.index.tolist() for b in dm.test_dataloader()] == [[1, 3, 5, 7]]
+    stream = EpisodeStream(id_pool(), EpisodeShape(5, 1, 3), seed=1, batch_size=2, world_size=2)
+    assert [b.index.tolist() for b in _as_list(DataLoader(stream, batch_size=2), 2)] == [
+        [0, 2],
+        [4, 6],
+    ]
 
 
 def test_eval_episodes_are_divided_between_ranks_without_loss_or_repeats():

@@ -38,3 +38,48 @@ def test_short_fit_on_glyphs_lifts_validation_accuracy_far_above_chance(tmp_path
     trainer.fit(module, datamodule=datamodule)
     accuracy = trainer.callback_metrics["val/acc"].item()
     assert accuracy > 0.6, accuracy  # chance is 0.2
+
+
+@pytest.mark.parametrize(
+    ("strategy", "overrides"),
+    [
+        ({"_target_": "leo_lightning.strategies.MAML"}, {"inner_steps": 2, "finetune_steps": 0}),
+        (
+            {"_target_": "leo_lightning.strategies.MAML"},
+            {"inner_steps": 2, "finetune_steps": 0, "first_order": True},
+        ),
+        ({"_target_": "leo_lightning.strategies.MetaSGD"}, {"inner_steps": 2, "finetune_steps": 0}),
+        (
+            {"_target_": "leo_lightning.strategies.ProtoNet"},
+            {"inner_steps": 0, "finetune_steps": 0},
+        ),
+        (
+            {"_target_": "leo_lightning.strategies.AmortizedPure"},
+            {"inner_steps": 0, "finetune_steps": 0},
+        ),
+    ],
+    ids=["maml", "fomaml", "meta_sgd", "protonet", "amortized_pure"],
+)
+def test_each_baseline_learns_a_tiny_glyph_task_within_a_few_steps(tmp_path, strategy, overrides):
+    L.seed_everything(0)
+    source = GlyphSource(
+        tmp_path, train_classes=100, val_classes=20, test_classes=20, examples_per_class=6
+    )
+    datamodule = EpisodicDataModule(
+        source,
+        image_size=28,
+        channels=1,
+        n_way=5,
+        k_shot=1,
+        n_query=3,
+        meta_batch_size=4,
+        eval_batch_size=20,
+        val_episodes=40,
+        test_episodes=20,
+    )
+    module = tiny_module(strategy=strategy, lr=3e-3, **overrides)
+    steps = 80 if strategy["_target_"].endswith("AmortizedPure") else 30  # no inner loop to help
+    trainer = quiet_trainer(max_steps=steps, val_check_interval=steps)
+    trainer.fit(module, datamodule=datamodule)
+    accuracy = trainer.callback_metrics["val/acc"].item()
+    assert accuracy > 0.4, accuracy  # chance is 0.2

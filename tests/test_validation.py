@@ -103,11 +103,36 @@ def test_floats_without_a_rule_must_be_finite_too_in_lists_and_interpolations():
     ]
 
 
-def test_every_rule_key_exists_in_the_default_config():
+def test_every_rule_key_exists_in_the_default_config_or_the_strategy_it_belongs_to():
     from omegaconf import OmegaConf
 
+    configs = [BASE, compose_train("strategy=maml")]
     for rule in RULES:
-        assert OmegaConf.select(BASE, rule.key, default="missing") != "missing", rule.key
+        assert any(OmegaConf.select(c, rule.key, default="missing") != "missing" for c in configs)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["strategy=protonet", "model.inner_steps=5"], "model.inner_steps=5: must be 0"),
+        (
+            ["strategy=amortized_pure", "model.finetune_steps=2"],
+            "model.finetune_steps=2: must be 0",
+        ),
+        (["strategy=maml", "model.inner_steps=0"], "model.inner_steps=0: must be >= 1"),
+        (["strategy=meta_sgd", "model.finetune_steps=1"], "model.finetune_steps=1: must be 0"),
+        (["strategy=maml", "strategy.inner_lr=0"], "strategy.inner_lr=0.0: must be > 0"),
+        (["strategy=maml", "strategy.batch_norm=sometimes"], "strategy.batch_norm='sometimes'"),
+    ],
+)
+def test_strategy_keys_out_of_range_are_rejected_naming_key_and_value(overrides, expected):
+    problems = config_problems(compose_train(*overrides))
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+@pytest.mark.parametrize("strategy", ["maml", "fomaml", "meta_sgd", "protonet", "amortized_pure"])
+def test_each_strategy_is_valid_as_configured(strategy):
+    assert config_problems(compose_train(f"strategy={strategy}")) == []
 
 
 def test_episode_shape_is_checked_against_the_dataset_sizes():

@@ -143,6 +143,12 @@ class PerTaskSchema(StrategySchema):
 
 
 @dataclass
+class MAMLSchema(StrategySchema):
+    inner_lr: float = 0.4
+    batch_norm: str = "support"
+
+
+@dataclass
 class TrainerSchema:
     _target_: str = "lightning.pytorch.Trainer"
     accelerator: str = "auto"
@@ -151,6 +157,7 @@ class TrainerSchema:
     strategy: Any = "auto"
     precision: Any = "32-true"
     max_steps: int = 1000
+    max_time: Optional[str] = None
     val_check_interval: Any = 250
     check_val_every_n_epoch: Optional[int] = None
     num_sanity_val_steps: int = 0
@@ -224,4 +231,5 @@ def register_configs() -> None:
     cs.store(name="schema_leo", node=LEOSchema)
     cs.store(name="schema_strategy", node=StrategySchema)
     cs.store(name="schema_per_task", node=PerTaskSchema)
+    cs.store(name="schema_maml", node=MAMLSchema)
     cs.store(name="schema_trainer", node=TrainerSchema)

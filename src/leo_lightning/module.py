@@ -100,8 +100,12 @@ class LEOModule(L.LightningModule):
             backbone_autocast=backbone_autocast,
             deterministic=deterministic,
         )
-        dims = ModelDims(self.net.feature_dim, latent_dim, dropout)
-        self.strategy: Strategy = instantiate(strategy, dims=dims)
+        backbone_shapes = tuple(
+            (name, tuple(p.shape)) for name, p in self.net.backbone.named_parameters()
+        )
+        dims = ModelDims(self.net.feature_dim, latent_dim, dropout, backbone_shapes)
+        # Partial: `dims` reaches the strategy as it is (instantiate would make it a config).
+        self.strategy: Strategy = instantiate(strategy, _partial_=True)(dims=dims)
         self.val_acc, self.test_acc = EpisodeAccuracy(), EpisodeAccuracy()
         self.register_buffer("skipped_steps", torch.zeros((), dtype=torch.long))
         self.consecutive_skips = 0
@@ -134,9 +138,12 @@ class LEOModule(L.LightningModule):
         """Mean query cross-entropy + beta KL + gamma encoder penalty + lambda1 L2 + lambda2 orth"""
         hp = self.hparams
         query_loss = F.cross_entropy(out.query_logits.flatten(0, 1), query_y.flatten())
-        weights = [self.net.decoder.linear.weight, *self.strategy.regularized_weights()]
-        l2 = sum(w.square().sum() for w in weights) / 2  # as tf.nn.l2_loss
-        orthogonality = self.net.decoder.orthogonality_penalty()
+        weights = self.strategy.regularized_weights()
+        orthogonality = query_loss.new_zeros(())
+        if self.strategy.uses_decoder:  # else the decoder is unused: no penalty trains it
+            weights = [self.net.decoder.linear.weight, *weights]
+            orthogonality = self.net.decoder.orthogonality_penalty()
+        l2 = sum((w.square().sum() for w in weights), query_loss.new_zeros(())) / 2  # tf l2_loss
         loss = (
             query_loss
             + hp.kl_weight * out.kl

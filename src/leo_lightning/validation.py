@@ -73,7 +73,17 @@ RULES = (
     Rule("trainer.max_steps", lambda v: v >= 1 or v == -1, ">= 1 (or -1 for no limit)"),
     Rule("callbacks.last_checkpoint.every_n_steps", _at_least(1), ">= 1 (or null)"),
     Rule("callbacks.last_checkpoint.every_seconds", _at_least(0), ">= 0 (or null)"),
+    Rule("strategy.inner_lr", _positive, "> 0"),  # maml, meta_sgd
+    Rule(
+        "strategy.batch_norm",
+        lambda v: v in ("running", "batch", "support"),
+        "one of running, batch, support",
+    ),
 )
+
+# Strategies that take no steps, and those whose steps are SGD steps on every parameter.
+NO_STEPS = {"AmortizedPure": "amortized_pure", "ProtoNet": "protonet"}
+SGD_STEPS = {"MAML": "maml", "MetaSGD": "meta_sgd"}
 
 
 def config_problems(cfg: DictConfig) -> list[str]:
@@ -88,6 +98,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
     problems += _non_finite_problems(cfg)
     problems += _image_size_problems(cfg)
     problems += _input_shape_problems(cfg)
+    problems += _strategy_step_problems(cfg)
     problems += _split_capacity_problems(cfg)
     return problems
 
@@ -169,6 +180,36 @@ def _input_shape_problems(cfg: DictConfig) -> list[str]:
         f"(data.channels={channels}, data.image_size={size}); leave model.input_shape at its "
         "default, which follows them"
     ]
+
+
+def _strategy_step_problems(cfg: DictConfig) -> list[str]:
+    """Step counts a strategy would silently ignore, or that leave it at chance."""
+    target = str(OmegaConf.select(cfg, "strategy._target_", default="") or "").rsplit(".", 1)[-1]
+    steps = {key: OmegaConf.select(cfg, f"model.{key}", default=0) or 0 for key in STEP_KEYS}
+    if target in NO_STEPS:
+        return [
+            f"model.{key}={value}: must be 0 with strategy={NO_STEPS[target]}, which takes no "
+            "steps (strategy=amortized takes latent and fine-tuning steps)"
+            for key, value in steps.items()
+            if value
+        ]
+    if target in SGD_STEPS:
+        name, problems = SGD_STEPS[target], []
+        if steps["inner_steps"] < 1:
+            problems.append(
+                f"model.inner_steps={steps['inner_steps']}: must be >= 1 with strategy={name} "
+                "(its head starts at zero: without a step every class scores the same)"
+            )
+        if steps["finetune_steps"]:
+            problems.append(
+                f"model.finetune_steps={steps['finetune_steps']}: must be 0 with strategy={name}, "
+                "which has no fine-tuning phase (its steps are model.inner_steps)"
+            )
+        return problems
+    return []
+
+
+STEP_KEYS = ("inner_steps", "finetune_steps")
 
 
 def _split_capacity_problems(cfg: DictConfig) -> list[str]:

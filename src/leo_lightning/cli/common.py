@@ -23,10 +23,10 @@ def instantiate_each(group: DictConfig | None) -> list[Any]:
     return [instantiate(entry) for entry in (group or {}).values() if entry is not None]
 
 
-def build_trainer(cfg: DictConfig) -> L.Trainer:
+def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Trainer:
     return instantiate(
         cfg.trainer,
-        callbacks=instantiate_each(cfg.get("callbacks")),
+        callbacks=instantiate_each(cfg.get("callbacks")) + list(extra_callbacks or []),
         logger=instantiate_each(cfg.get("logger")) or False,
         plugins=[AtomicCheckpointIO()],  # a checkpoint that cannot be written fails the run
     )

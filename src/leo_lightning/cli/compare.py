@@ -1,7 +1,10 @@
-"""Side-by-side comparison of the jobs of a multirun: a Markdown table and a plot.
+"""Side-by-side comparison of the jobs of a multirun (or of an Optuna search): a table and a plot.
 
-Every job directory of the multirun is listed: jobs without a results.json are reported as
-failed, never dropped, so a comparison cannot silently lose its worst entries.
+Every job directory is listed: a job without results.json is reported as failed, never dropped,
+so a comparison cannot silently lose its worst entries; a job that ran without a test (an Optuna
+trial, `test=false`) is "not tested" and shows its best validation accuracy. Each row is named
+by the overrides that differ between the jobs (read from each job's .hydra/overrides.yaml), so a
+sweep over any key, e.g. `model.latent_dim=32,64,128`, gives distinct labels.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -18,20 +21,33 @@ import yaml
 @dataclass
 class JobResult:
     job: str
-    overrides: str
+    overrides: dict[str, str]  # key -> value as written on the command line
     strategy: str
     inner_steps: int | None
     finetune_steps: int | None
-    acc: float | None = None
-    ci95: float | None = None
-    adapt_ms: float | None = None
-    fit_seconds: float | None = None
-    episodes: int | None = None
-    missing: str = "no results.json"  # why a failed job has no accuracy
+    label: str = ""  # the overrides that differ between the compared jobs
+    results: dict = field(default_factory=dict)  # results.json; empty if there is none
 
     @property
     def failed(self) -> bool:
-        return self.acc is None
+        return not self.results
+
+    @property
+    def tested(self) -> bool:
+        return "test/acc" in self.results
+
+    def get(self, key: str):
+        return self.results.get(key)
+
+
+def parse_overrides(lines: list[str]) -> dict[str, str]:
+    """`key=value` -> {key: value}; a deletion `~key` -> {~key: ""}; Hydra's own keys dropped."""
+    parsed = {}
+    for line in lines:
+        key, _, value = line.partition("=")
+        if not key.lstrip("+~").startswith("hydra."):
+            parsed[key] = value
+    return parsed
 
 
 class CompareError(ValueError):
@@ -51,10 +67,11 @@ def _read_yaml(path: Path, default):
         raise CompareError(f"{path}: not valid YAML ({error})") from error
 
 
-def _read_results(path: Path) -> dict | None:
-    """The job's results.json, or None if it has none (the job failed or did not test)."""
+def _read_results(path: Path) -> dict:
+    """The job's results.json; empty if it has none (the job failed). A job that did not test
+    (test=false, e.g. an Optuna trial) has results without 'test/acc'."""
     if not path.is_file():
-        return None
+        return {}
     try:
         results = json.loads(path.read_text())
     except json.JSONDecodeError as error:
@@ -62,7 +79,7 @@ def _read_results(path: Path) -> dict | None:
     if not isinstance(results, dict):
         raise CompareError(f"{path}: expected a JSON object of results, found {results!r:.60}")
     if "test/acc" not in results:
-        return None
+        return results
     missing = [key for key in TEST_KEYS if key not in results]
     if missing:
         raise CompareError(f"{path}: has 'test/acc' but no {', '.join(map(repr, missing))}")
@@ -73,25 +90,41 @@ def read_job(job_dir: Path) -> JobResult:
     config = _read_yaml(job_dir / ".hydra" / "config.yaml", {}) or {}
     model = config.get("model", {})
     target = config.get("strategy", {}).get("_target_", "?")
-    overrides = _read_yaml(job_dir / ".hydra" / "overrides.yaml", []) or []
     result = JobResult(
         job=job_dir.name,
-        overrides=" ".join(o for o in overrides if "progress_bar" not in o),
+        overrides=parse_overrides(_read_yaml(job_dir / ".hydra" / "overrides.yaml", []) or []),
         strategy=target.rsplit(".", 1)[-1],
         inner_steps=model.get("inner_steps"),
         finetune_steps=model.get("finetune_steps"),
     )
-    results = _read_results(job_dir / "results.json")
-    if results is None and (job_dir / "results.json").is_file():
-        result.missing = "no test results in results.json"
-    if results is not None:
-        result.strategy = results.get("strategy", result.strategy)
-        result.acc = results["test/acc"]
-        result.ci95 = results["test/acc_ci95"]
-        result.adapt_ms = results.get("test/adapt_ms_per_task")
-        result.fit_seconds = results.get("fit_seconds")
-        result.episodes = int(results.get("test/episodes", 0))
+    result.results = _read_results(job_dir / "results.json")
+    result.strategy = result.results.get("strategy", result.strategy)
     return result
+
+
+def label_jobs(results: list[JobResult]) -> None:
+    """Label each job with the overrides whose value is not the same in every job."""
+    keys = list(dict.fromkeys(k for r in results for k in r.overrides))
+    varying = [k for k in keys if len({r.overrides.get(k) for r in results}) > 1]
+    for r in results:
+        shown = [_override_text(k, r.overrides[k]) for k in varying if k in r.overrides]
+        r.label = " ".join(shown) or f"job {r.job}"
+
+
+def _override_text(key: str, value: str) -> str:
+    return key if key.startswith("~") else f"{key}={value}"
+
+
+def common_overrides(results: list[JobResult]) -> list[str]:
+    """The overrides every job shares (shown once, above the table)."""
+    if not results:
+        return []
+    first = results[0].overrides
+    return [
+        _override_text(k, v)
+        for k, v in first.items()
+        if all(r.overrides.get(k, None) == v and k in r.overrides for r in results)
+    ]
 
 
 def read_multirun(multirun_dir: Path) -> list[JobResult]:
@@ -107,30 +140,70 @@ def read_multirun(multirun_dir: Path) -> list[JobResult]:
             f"{multirun_dir} holds no job directories (subfolders with .hydra/); pass the "
             "directory of a `scripts/train.py -m ...` run, e.g. outputs/multiruns/<date>/<time>"
         )
-    return [read_job(p) for p in sorted(jobs, key=lambda p: (len(p.name), p.name))]
+    results = [read_job(p) for p in sorted(jobs, key=lambda p: (len(p.name), p.name))]
+    label_jobs(results)
+    return results
+
+
+COLUMNS = (
+    "job",
+    "overrides",
+    "strategy",
+    "inner + fine-tune steps",
+    "test accuracy (95% CI)",
+    "best val acc",
+    "adapt ms/task",
+    "meta-train s",
+    "peak MiB/step",
+    "adapted/task",
+    "BatchNorm at test",
+)
+
+
+def _number(value, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def row(r: JobResult) -> list[str]:
+    cells = [r.job, f"`{r.label}`", r.strategy, f"{r.inner_steps} + {r.finetune_steps}"]
+    if r.failed:
+        return cells + ["failed (no results.json)"] + [""] * (len(COLUMNS) - len(cells) - 1)
+    if r.tested:
+        accuracy = f"{100 * r.get('test/acc'):.2f} ± {100 * r.get('test/acc_ci95'):.2f} %"
+        accuracy += f" ({int(r.get('test/episodes') or 0)} ep.)"
+    else:
+        accuracy = "not tested"
+    best_val = r.get("best_val_acc")
+    return cells + [
+        accuracy,
+        "" if best_val is None else f"{100 * best_val:.2f} %",
+        _number(r.get("test/adapt_ms_per_task"), ".1f"),
+        _number(r.get("fit_seconds"), ".0f"),
+        _number(r.get("peak_step_memory_mb"), ".1f"),
+        _number(r.get("adapted_parameters"), ","),
+        r.get("batch_norm") or "",
+    ]
 
 
 def markdown_table(results: list[JobResult]) -> str:
-    lines = [
-        "| job | overrides | strategy | latent steps | fine-tune steps | test accuracy (95% CI) "
-        "| adapt ms/task | meta-train s |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        if r.failed:
-            cells = [f"failed ({r.missing})", "", ""]
-        else:
-            cells = [
-                f"{100 * r.acc:.2f} ± {100 * r.ci95:.2f} % ({r.episodes} ep.)",
-                f"{r.adapt_ms:.1f}" if r.adapt_ms is not None else "",
-                f"{r.fit_seconds:.0f}" if r.fit_seconds is not None else "",
-            ]
-        lines.append(
-            f"| {r.job} | `{r.overrides}` | {r.strategy} | {r.inner_steps} | {r.finetune_steps} | "
-            + " | ".join(cells)
-            + " |"
-        )
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(row(r)) + " |" for r in results]
     return "\n".join(lines) + "\n"
+
+
+def notes(results: list[JobResult]) -> str:
+    """What the table does not say on each row: the shared overrides and how memory was read."""
+    lines = []
+    common = common_overrides(results)
+    if common:
+        lines.append(f"Every job: `{' '.join(common)}`.")
+    sources = sorted({r.get("peak_step_memory_source") for r in results if not r.failed} - {None})
+    if sources:
+        lines.append(
+            "peak MiB/step: the working memory of one meta-training step (peak tensor memory "
+            f"above that live when it began), measured with {', '.join(sources)}."
+        )
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 def plot(results: list[JobResult], path: Path) -> None:
@@ -139,16 +212,23 @@ def plot(results: list[JobResult], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for r in (r for r in results if not r.failed and r.adapt_ms):
-        label = f"{r.strategy} ({r.inner_steps}+{r.finetune_steps} steps)"
-        ax.errorbar(r.adapt_ms, 100 * r.acc, yerr=100 * r.ci95, fmt="o", capsize=4, label=label)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in (r for r in results if r.tested and r.get("test/adapt_ms_per_task")):
+        ax.errorbar(
+            r.get("test/adapt_ms_per_task"),
+            100 * r.get("test/acc"),
+            yerr=100 * r.get("test/acc_ci95"),
+            fmt="o",
+            capsize=4,
+            label=r.label,
+        )
     ax.set_xscale("log")
     ax.set_xlabel("adaptation time per task (ms, log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Accuracy against adaptation time, fixed test episodes")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -156,7 +236,7 @@ def plot(results: list[JobResult], path: Path) -> None:
 
 def compare(multirun_dir: Path) -> str:
     results = read_multirun(multirun_dir)
-    table = markdown_table(results)
+    table = markdown_table(results) + "\n" + notes(results)
     (multirun_dir / "compare.md").write_text(f"# Comparison of {multirun_dir}\n\n{table}")
     plot(results, multirun_dir / "compare.png")
     return table

@@ -28,6 +28,7 @@ from leo_lightning.cli.errors import reports_user_errors
 from leo_lightning.cli.overrides import exit_on_unknown_keys
 from leo_lightning.config import register_configs
 from leo_lightning.configs import CONFIG_DIR, use_current_directory_as_root
+from leo_lightning.memory import PeakStepMemory
 from leo_lightning.module import LEOModule
 from leo_lightning.run_dirs import prepare_job_dir
 from leo_lightning.validation import validate
@@ -44,7 +45,8 @@ def train(cfg: DictConfig) -> dict:
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     module: LEOModule = instantiate(cfg.model, strategy=cfg.strategy, _recursive_=False)
     module.run_config = OmegaConf.to_container(cfg, resolve=True)
-    trainer = build_trainer(cfg)
+    step_memory = PeakStepMemory()  # measured on one step, for scripts/compare.py
+    trainer = build_trainer(cfg, extra_callbacks=[step_memory])
     check_checkpoint_folders(trainer.callbacks)  # before the data is prepared
 
     if cfg.ckpt_path:  # fail now, not after the data is prepared
@@ -65,6 +67,9 @@ def train(cfg: DictConfig) -> dict:
         "best_val_acc": _best_score(trainer),
         "meta_train_steps": trainer.global_step,
         "fit_seconds": fit_seconds,
+        "adapted_parameters": module.strategy.adapted_parameters(module.net, cfg.data.n_way),
+        "batch_norm": module.strategy.batch_norm_mode(module.net),
+        **step_memory.record(),
     }
     if cfg.test:
         metrics = test_metrics(trainer.test(module, datamodule=datamodule, ckpt_path=best_ckpt))
@@ -80,6 +85,7 @@ def train(cfg: DictConfig) -> dict:
     return results
 
 
+# Always shown in the HParams tab; each job's own command-line overrides are added to them.
 HPARAM_KEYS = (
     "strategy._target_",
     "model.latent_dim",
@@ -104,11 +110,25 @@ HPARAM_KEYS = (
 )
 
 
+def hparams(cfg: DictConfig, overrides: list[str]) -> dict:
+    """The fixed keys and every key this job's overrides set (a swept key, whatever it is),
+    as scalars TensorBoard shows: a group choice (`strategy=maml`) as its option name, a list
+    or mapping as text."""
+    params = {key: OmegaConf.select(cfg, key) for key in HPARAM_KEYS}
+    params["strategy._target_"] = str(params["strategy._target_"]).rsplit(".", 1)[-1]
+    for override in overrides:
+        key, _, text = override.lstrip("+~").partition("=")
+        if key.startswith("hydra.") or not text:
+            continue
+        value = OmegaConf.select(cfg, key, default=text)
+        params[key] = text if OmegaConf.is_config(value) else value
+    return {k: v if isinstance(v, bool | int | float | str) else str(v) for k, v in params.items()}
+
+
 def _log_hparams(trainer: L.Trainer, cfg: DictConfig, results: dict) -> None:
     """The TensorBoard HParams tab: the swept keys against real metrics (best validation and
     test accuracy), so the runs of a multirun compare in one view."""
-    params = {key: OmegaConf.select(cfg, key) for key in HPARAM_KEYS}
-    params["strategy._target_"] = str(params["strategy._target_"]).rsplit(".", 1)[-1]
+    params = hparams(cfg, list(HydraConfig.get().overrides.task))
     if "backbone_precision" in results:
         params["backbone_precision"] = results["backbone_precision"]["name"]
     metrics = {

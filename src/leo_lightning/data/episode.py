@@ -23,6 +23,10 @@ class Episode(NamedTuple):
     support_y: Tensor  # [B, N*K]
     query_x: Tensor  # [B, N*Q, *example_shape]
     query_y: Tensor  # [B, N*Q]
+    # The episode's number in its list or stream (0-dim, or [B] batched): per-task randomness is
+    # seeded from it, so a task's result does not depend on the batch or the rank it lands in.
+    # None for an episode built by hand (e.g. scripts/predict.py).
+    index: Tensor | None = None
 
     def to(self, *args, **kwargs) -> Episode:
-        return Episode(*(t.to(*args, **kwargs) for t in self))
+        return Episode(*(None if t is None else t.to(*args, **kwargs) for t in self))

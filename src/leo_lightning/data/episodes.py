@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from leo_lightning.data.class_pool import ClassPool
@@ -31,7 +32,8 @@ class FixedEpisodes(Dataset):
         if not 0 <= index < self.length:
             raise IndexError(index)
         g = episode_generator(self.seed, self.split, index)
-        return sample_episode(self.pool, *_astuple(self.shape), generator=g)
+        episode = sample_episode(self.pool, *_astuple(self.shape), generator=g)
+        return episode._replace(index=torch.tensor(index))
 
 
 class EpisodeStream(IterableDataset):
@@ -60,7 +62,8 @@ class EpisodeStream(IterableDataset):
     def episode(self, batch: int, position: int) -> Episode:
         index = (batch * self.batch_size + position) * self.world_size + self.rank
         g = episode_generator(self.seed, "train", index)
-        return sample_episode(self.pool, *_astuple(self.shape), generator=g)
+        episode = sample_episode(self.pool, *_astuple(self.shape), generator=g)
+        return episode._replace(index=torch.tensor(index))
 
     def __iter__(self):
         info = get_worker_info()

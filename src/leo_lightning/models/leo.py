@@ -82,13 +82,19 @@ class LEONet(nn.Module):
 
     # -- features and classifier ------------------------------------------------------------------
 
-    def features(self, x: Tensor, backbone: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+    def features(
+        self,
+        x: Tensor,
+        backbone: Callable[[Tensor], Tensor] | None = None,
+        normalize: bool = True,
+    ) -> Tensor:
         """[..., *input_shape] (uint8 images or float features) -> unit-norm [..., F], float32.
 
         All examples go through the backbone as one batch, so in training BatchNorm normalises
         over the whole meta-batch. Unit norm keeps the summed inner loss on the scale that the
         original's rates (alpha init 1.0) were tuned for; raw Conv4 features diverge.
-        `backbone` replaces the shared one (per-task strategies bring their own weights).
+        `backbone` replaces the shared one (per-task strategies bring their own weights);
+        `normalize=False` keeps the raw features (the baselines that are defined on them).
         """
         own_backbone = backbone is None
         backbone = backbone or self.backbone
@@ -100,7 +106,8 @@ class LEONet(nn.Module):
         dtype = self.resolve_precision(x.device).dtype
         with precision.autocast(x.device, dtype):
             out = backbone(x)
-        return F.normalize(out.float(), dim=-1).reshape(*lead, -1)
+        out = F.normalize(out.float(), dim=-1) if normalize else out.float()
+        return out.reshape(*lead, -1)
 
     def resolve_precision(self, device: torch.device) -> precision.BackbonePrecision:
         """The backbone's precision on `device`, decided once (see leo_lightning.precision)."""

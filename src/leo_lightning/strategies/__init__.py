@@ -1,15 +1,23 @@
 """Optimization strategies: where a task's latent codes and classifier weights come from."""
 
 from leo_lightning.strategies.amortized import Amortized
+from leo_lightning.strategies.amortized_pure import AmortizedPure
 from leo_lightning.strategies.base import LatentStrategy, ModelDims, Strategy, TaskOutput
+from leo_lightning.strategies.maml import MAML
+from leo_lightning.strategies.meta_sgd import MetaSGD
 from leo_lightning.strategies.per_task import PerTask
+from leo_lightning.strategies.protonet import ProtoNet
 from leo_lightning.strategies.universal import Universal
 
 __all__ = [
+    "MAML",
     "Amortized",
+    "AmortizedPure",
     "LatentStrategy",
+    "MetaSGD",
     "ModelDims",
     "PerTask",
+    "ProtoNet",
     "Strategy",
     "TaskOutput",
     "Universal",

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from leo_lightning.data.episode import Episode
+from leo_lightning.models.batch_norm import has_batch_norm
 from leo_lightning.models.leo import LEONet
 
 
@@ -26,6 +27,8 @@ class ModelDims:
     feature_dim: int
     latent_dim: int
     dropout: float
+    # (name, shape) of each backbone parameter, for strategies that keep a tensor per parameter
+    backbone_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
 
 @dataclass
@@ -44,13 +47,40 @@ def n_way_of(episode: Episode) -> int:
     return int(episode.support_y.amax()) + 1
 
 
+def task_indices(episode: Episode) -> list[int]:
+    """The index of each task of a batched episode in its episode list; an episode built by
+    hand (no index) numbers its tasks by their position in the batch."""
+    if episode.index is None:
+        return list(range(episode.support_y.shape[0]))
+    return [int(i) for i in episode.index.reshape(-1)]
+
+
+# How BatchNorm normalises at evaluation (in meta-training every strategy uses batch statistics).
+BN_RUNNING = "running statistics"
+BN_TRANSDUCTIVE = "batch statistics (transductive)"
+BN_SUPPORT = "support statistics"
+BN_NONE = "none"
+
+
 class Strategy(nn.Module, ABC):
     #: False for strategies with nothing to meta-learn: training is skipped.
     meta_trained: ClassVar[bool] = True
+    #: False for strategies that classify without LEO's decoder: its L2 and orthogonality
+    #: penalties are then left out of the meta-loss (they would train an unused matrix).
+    uses_decoder: ClassVar[bool] = True
 
     @abstractmethod
     def forward(self, net: LEONet, episode: Episode) -> TaskOutput:
         """Adapt to every task of the (batched) episode and classify its queries."""
+
+    @abstractmethod
+    def adapted_parameters(self, net: LEONet, n_way: int) -> int:
+        """How many numbers are adapted by gradient steps for each N-way task (0: none)."""
+
+    def batch_norm_mode(self, net: LEONet) -> str:
+        """How the backbone's BatchNorm normalises at evaluation: the module's eval mode uses
+        the running statistics gathered in meta-training (not transductive)."""
+        return BN_RUNNING if has_batch_norm(net.backbone) else BN_NONE
 
     def regularized_weights(self) -> list[Tensor]:
         """Weight matrices of this strategy that take LEO's L2 penalty."""
@@ -86,3 +116,8 @@ class LatentStrategy(Strategy):
             support_losses=latent_losses + finetune_losses,
             latents=(z0.detach(), z.detach()),
         )
+
+    def adapted_parameters(self, net: LEONet, n_way: int) -> int:
+        """N codes of size d in the latent steps, then N weight vectors of size F fine-tuned."""
+        latents = n_way * net.latent_dim if net.inner_steps else 0
+        return latents + (n_way * net.feature_dim if net.finetune_steps else 0)

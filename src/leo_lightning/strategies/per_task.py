@@ -10,8 +10,14 @@ There is nothing to meta-train. This is the lower reference point of the compari
 
 The tasks of a batch are optimized together: their weights are stacked along a task dimension
 and the backbone runs under `torch.vmap`, so there is no Python loop over tasks in the steps.
-BatchNorm uses batch statistics (a network that has seen one support set has no running
-statistics); queries are normalised together with the support set, as in MAML's reference code.
+
+A task's result depends on that task alone: its initial weights and its latent noise come from
+a generator seeded by (`seed`, the episode's index), never from the global RNG (left as it was)
+or a counter of the tasks seen, so it does not change with the batch size, the number of ranks
+or the batches before it. BatchNorm uses the statistics of the task's support set, in the steps
+and in the prediction alike (a network that has seen one support set has no running
+statistics): each query is normalised with the support statistics, independently of the other
+queries (not transductive).
 """
 
 from __future__ import annotations
@@ -22,13 +28,27 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call, replace_all_batch_norm_modules_, stack_module_state
+from torch.func import functional_call, stack_module_state
 
 from leo_lightning.data.episode import Episode
+from leo_lightning.data.sampling import episode_generator
+from leo_lightning.models.batch_norm import (
+    has_batch_norm,
+    use_support_statistics,
+    with_support_batch_norm,
+)
 from leo_lightning.models.distributions import kl_to_standard_normal, split_gaussian
 from leo_lightning.models.leo import LEONet
 from leo_lightning.models.shots import shot_weights
-from leo_lightning.strategies.base import ModelDims, Strategy, TaskOutput, n_way_of
+from leo_lightning.strategies.base import (
+    BN_NONE,
+    BN_SUPPORT,
+    ModelDims,
+    Strategy,
+    TaskOutput,
+    n_way_of,
+    task_indices,
+)
 
 
 class PerTask(Strategy):
@@ -45,13 +65,16 @@ class PerTask(Strategy):
         super().__init__()
         self.dims, self.lr, self.betas = dims, lr, tuple(betas)
         self.reconstruction_weight, self.seed = reconstruction_weight, seed
-        self.tasks_seen = 0  # advances the init seed, so every task gets its own fresh weights
 
     def forward(self, net: LEONet, episode: Episode) -> TaskOutput:
-        n_tasks, n_way = episode.support_y.shape[0], n_way_of(episode)
-        template, backbone = self._fresh_backbones(net, n_tasks)
+        n_way, n_support = n_way_of(episode), episode.support_x.shape[1]
+        generators = [
+            episode_generator(self.seed, "per_task", index) for index in task_indices(episode)
+        ]
+        device = episode.support_x.device
+        template, backbone = self._fresh_backbones(net, generators, device)
         state = {f"backbone.{k}": v for k, v in backbone.items()}
-        state.update(self._fresh_head(n_tasks, n_way, net.feature_dim, episode.support_x.device))
+        state.update(self._fresh_head(generators, n_way, net.feature_dim, device))
         for tensor in state.values():
             tensor.requires_grad_()
 
@@ -67,7 +90,8 @@ class PerTask(Strategy):
             for _ in range(net.inner_steps):
                 support = batched_features(_backbone(state), episode.support_x)  # [B, N*K, F]
                 mean, std = split_gaussian(state["q_z"])  # [B, N, d] each
-                z = mean + std * torch.randn_like(std)
+                noise = torch.stack([torch.randn(std.shape[1:], generator=g) for g in generators])
+                z = mean + std * noise.to(device)
                 logits = support @ self._weights(state, z).transpose(1, 2)  # [B, N*K, N]
                 nll = F.cross_entropy(
                     logits.flatten(0, 1), episode.support_y.flatten(), reduction="none"
@@ -78,10 +102,10 @@ class PerTask(Strategy):
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                losses.append(nll.detach() / n_tasks)
+                losses.append(nll.detach() / len(generators))
 
         with torch.no_grad():
-            n_support = episode.support_x.shape[1]
+            use_support_statistics(template, n_support)  # queries normalised as the support was
             both = torch.cat([episode.support_x, episode.query_x], dim=1)
             query = batched_features(_backbone(state), both)[:, n_support:]
             mean, _ = split_gaussian(state["q_z"])
@@ -95,29 +119,46 @@ class PerTask(Strategy):
             latents=(initial_mean, mean.detach()),  # the means of q(z) before and after the steps
         )
 
-    def _fresh_backbones(self, net: LEONet, n_tasks: int) -> tuple[nn.Module, dict[str, Tensor]]:
-        """n_tasks freshly initialised copies of the backbone, stacked: name -> [B, ...]."""
-        template = copy.deepcopy(net.backbone)
-        replace_all_batch_norm_modules_(template)  # batch statistics only, nothing in-place
+    def adapted_parameters(self, net: LEONet, n_way: int) -> int:
+        """Everything is fitted per task: backbone, decoder d x 2F and q(z) (N x 2d)."""
+        backbone = sum(p.numel() for p in net.backbone.parameters())
+        d = self.dims.latent_dim
+        return backbone + 2 * net.feature_dim * d + 2 * n_way * d
+
+    def batch_norm_mode(self, net: LEONet) -> str:
+        return BN_SUPPORT if has_batch_norm(net.backbone) else BN_NONE
+
+    def _fresh_backbones(
+        self, net: LEONet, generators: list[torch.Generator], device: torch.device
+    ) -> tuple[nn.Module, dict[str, Tensor]]:
+        """A freshly initialised copy of the backbone per task, stacked: name -> [B, ...].
+
+        Initialised on the CPU from each task's own generator, inside a forked CPU RNG: the
+        same weights on every device, and no global RNG (CPU or CUDA) is left changed.
+        """
+        template = with_support_batch_norm(net.backbone).cpu()
         copies = []
         with torch.random.fork_rng(devices=[]):
-            for task in range(n_tasks):
-                torch.manual_seed(self.seed * 1_000_003 + self.tasks_seen + task)
+            for g in generators:
+                torch.manual_seed(int(torch.randint(2**62, (), generator=g)))
                 fresh = copy.deepcopy(template)
                 for module in fresh.modules():
                     if hasattr(module, "reset_parameters") and module is not fresh:
                         module.reset_parameters()
                 copies.append(fresh)
         params, _ = stack_module_state(copies)
-        return template, {k: v.detach() for k, v in params.items()}
+        return template.to(device), {k: v.detach().to(device) for k, v in params.items()}
 
-    def _fresh_head(self, n_tasks: int, n_way: int, feature_dim: int, device) -> dict[str, Tensor]:
+    def _fresh_head(
+        self, generators: list[torch.Generator], n_way: int, feature_dim: int, device
+    ) -> dict[str, Tensor]:
         """Seeded decoder (Glorot) and q(z_n) = N(0, I) per class: raw scale log 2 -> std 1."""
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.tasks_seen + 7919)
-        self.tasks_seen += n_tasks
         d = self.dims.latent_dim
         bound = math.sqrt(6.0 / (d + 2 * feature_dim))
-        decoder = (torch.rand(n_tasks, 2 * feature_dim, d, generator=g) * 2 - 1) * bound
+        decoder = torch.stack(
+            [(torch.rand(2 * feature_dim, d, generator=g) * 2 - 1) * bound for g in generators]
+        )
+        n_tasks = len(generators)
         q_z = torch.cat(
             [torch.zeros(n_tasks, n_way, d), torch.full((n_tasks, n_way, d), math.log(2.0))], -1
         )

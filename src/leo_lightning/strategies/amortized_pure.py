@@ -1,0 +1,33 @@
+"""`amortized_pure`: LEO's conditional generator alone (the paper's "no inner loop" ablation).
+
+The encoder and relation network predict each class's latent code from the support set, the
+decoder turns it into classifier weights, and the queries are classified: one forward pass,
+no latent steps and no fine-tuning, whatever `model.inner_steps` and `model.finetune_steps`
+say (the validation rejects non-zero values, so a run never claims steps it did not take).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from leo_lightning.data.episode import Episode
+from leo_lightning.models.leo import LEONet
+from leo_lightning.strategies.amortized import Amortized
+from leo_lightning.strategies.base import TaskOutput, n_way_of
+
+
+class AmortizedPure(Amortized):
+    def forward(self, net: LEONet, episode: Episode) -> TaskOutput:
+        n_way, n_support = n_way_of(episode), episode.support_y.shape[1]
+        both = torch.cat([episode.support_x, episode.query_x], dim=1)
+        support, query = net.features(both).split([n_support, both.shape[1] - n_support], dim=1)
+        z, kl = self.initial_latents(net, support, episode.support_y, n_way)
+        return TaskOutput(
+            query_logits=net.logits(query, net.decode(z)),
+            kl=kl,
+            encoder_penalty=kl.new_zeros(()),  # no adapted code to pull towards
+            latents=(z.detach(), z.detach()),
+        )
+
+    def adapted_parameters(self, net: LEONet, n_way: int) -> int:
+        return 0

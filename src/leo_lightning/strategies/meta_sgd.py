@@ -1,0 +1,39 @@
+"""`meta_sgd`: MAML with a meta-learned inner rate per parameter value (Li et al., 2017).
+
+theta <- theta - alpha (.) grad L_support(theta), alpha a tensor of the same shape as each
+backbone parameter, meta-trained with the backbone (its first-order gradient survives even with
+`model.first_order`, through alpha (.) grad). The head's weights are N-specific and start at
+zero (see maml.py), so their rate cannot be: one rate per feature [F], shared by every class row,
+and one rate for the N biases, which keeps the label slots exchangeable and works for any N.
+All rates start at `inner_lr`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from leo_lightning.strategies.base import ModelDims
+from leo_lightning.strategies.maml import MAML
+
+
+class MetaSGD(MAML):
+    def __init__(self, dims: ModelDims, inner_lr: float = 0.4, batch_norm: str = "support"):
+        super().__init__(dims, inner_lr, batch_norm)
+        shapes = {f"backbone.{name}": shape for name, shape in dims.backbone_shapes}
+        shapes["head.weight"] = (1, dims.feature_dim)  # broadcast over the N class rows
+        shapes["head.bias"] = (1,)
+        # ParameterDict keys may not contain dots.
+        self.learned_rates = nn.ParameterDict(
+            {
+                _key(name): nn.Parameter(torch.full(shape, float(inner_lr)))
+                for name, shape in shapes.items()
+            }
+        )
+
+    def rates(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {name: self.learned_rates[_key(name)] for name in params}
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")

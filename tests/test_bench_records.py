@@ -1,0 +1,37 @@
+"""What a training run records for the comparison: one step's peak memory and its HParams."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import quiet_trainer, random_image_datamodule, tiny_module
+from test_config import compose_train
+
+from leo_lightning.cli.train import hparams
+from leo_lightning.memory import CPU_SOURCE, PeakStepMemory
+
+
+@pytest.mark.slow
+def test_the_peak_memory_of_one_cpu_training_step_is_measured_once():
+    memory = PeakStepMemory()
+    trainer = quiet_trainer(max_steps=3, limit_val_batches=0, callbacks=[memory])
+    trainer.fit(tiny_module(), datamodule=random_image_datamodule())
+    record = memory.record()
+    assert record["peak_step_memory_source"] == CPU_SOURCE
+    assert 0.01 < record["peak_step_memory_mb"] < 1000
+
+
+def test_without_a_second_step_nothing_is_recorded():
+    assert PeakStepMemory().record() == {
+        "peak_step_memory_mb": None,
+        "peak_step_memory_source": None,
+    }
+
+
+def test_hparams_hold_every_overridden_key_and_the_fixed_ones():
+    overrides = ["strategy=maml", "model.backbone.channels=8", "~callbacks.progress_bar"]
+    overrides += ["strategy.inner_lr=0.1", "hydra.job.chdir=false"]
+    params = hparams(compose_train(*overrides[:-1]), overrides)
+    assert params["strategy"] == "maml" and params["strategy._target_"] == "MAML"
+    assert params["model.backbone.channels"] == 8 and params["strategy.inner_lr"] == 0.1
+    assert params["model.latent_dim"] == 64  # a fixed key, not overridden
+    assert not any(key.startswith(("hydra", "~", "callbacks")) for key in params)
