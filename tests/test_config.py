@@ -117,5 +117,8 @@ def test_help_lists_the_config_options_but_not_the_schemas(tmp_path):
     proc = run_script("train.py", tmp_path, "--help")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "data: folder, glyphs, leo_embeddings, omniglot\n" in proc.stdout
-    assert "strategy: amortized, per_task, universal\n" in proc.stdout
+    assert (
+        "strategy: amortized, amortized_pure, fomaml, maml, meta_sgd, per_task, protonet, "
+        "universal\n" in proc.stdout
+    )
     assert "schema_" not in proc.stdout
