@@ -1,0 +1,76 @@
+"""The fair bench: every strategy on the same fixed episodes and the same wall-clock budget.
+
+    python benchmarks/strategy_table.py glyphs_5w1s --budget 00:00:03:00
+    python benchmarks/strategy_table.py omniglot_5w1s --budget 00:00:03:00
+    python benchmarks/strategy_table.py omniglot_20w1s --budget 00:00:05:00
+
+Runs one multirun of the meta-learned strategies, each stopped by `trainer.max_time` (validation
+included, so a strategy pays for its own model selection), then `per_task` (nothing to
+meta-train; its 100 Adam steps per task make a test episode cost seconds, so it is tested on the
+first `--per-task-episodes` of the same fixed test episodes: episode i is the same whatever the
+count). Then `scripts/compare.py` over the lot. Prints JSON on stdout: the machine, the commands,
+and one object per job with what compare.md shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, progress  # noqa: E402
+
+from leo_lightning.cli.compare import compare, read_multirun  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLES = {  # name: the overrides that choose its data
+    "glyphs_5w1s": ["experiment=glyphs_5w1s"],
+    "omniglot_5w1s": ["experiment=omniglot_minimal"],
+    "omniglot_20w1s": ["experiment=omniglot_minimal", "data.n_way=20"],
+}
+META_LEARNED = "universal,amortized,amortized_pure,maml,fomaml,meta_sgd,protonet"
+# Validation every 50 steps on 100 fixed episodes: often enough that a slow strategy (MAML's
+# second-order step costs ~15x LEO's) is still validated several times within its budget.
+SCHEDULE = [
+    "trainer.max_steps=-1",
+    "trainer.val_check_interval=50",
+    "data.val_episodes=100",
+]
+
+
+def run(command: list[str]) -> None:
+    progress(" ".join(command))
+    subprocess.run(command, cwd=ROOT, check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("table", choices=sorted(TABLES))
+    parser.add_argument("--budget", default="00:00:03:00", help="trainer.max_time per strategy")
+    parser.add_argument("--per-task-episodes", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=None, help="default outputs/bench/<table>")
+    args = parser.parse_args()
+    out = (args.out or ROOT / "outputs" / "bench" / args.table).resolve()
+    train = [sys.executable, "scripts/train.py", "-m", *TABLES[args.table]]
+    commands = [
+        train + [f"strategy={META_LEARNED}", *SCHEDULE, f"trainer.max_time={args.budget}",
+                 f"hydra.sweep.dir={out}"],
+        train + ["strategy=per_task", f"data.test_episodes={args.per_task_episodes}",
+                 f"hydra.sweep.dir={out}", "hydra.sweep.subdir=per_task"],
+    ]
+    for command in commands:
+        run(command)
+    print(compare(out), file=sys.stderr)
+    rows = [
+        {"job": r.job, "label": r.label, "strategy": r.strategy, **r.results}
+        for r in read_multirun(out)
+    ]
+    print(json.dumps({"machine": machine(), "table": args.table, "budget": args.budget,
+                      "commands": [" ".join(c[1:]) for c in commands], "jobs": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
