@@ -8,8 +8,9 @@ Runs one multirun of the meta-learned strategies, each stopped by `trainer.max_t
 included, so a strategy pays for its own model selection), then `per_task` (nothing to
 meta-train; its 100 Adam steps per task make a test episode cost seconds, so it is tested on the
 first `--per-task-episodes` of the same fixed test episodes: episode i is the same whatever the
-count). Then `scripts/compare.py` over the lot. Prints JSON on stdout: the machine, the commands,
-and one object per job with what compare.md shows.
+count) as a multirun of its own, in <out>_per_task. Then `scripts/compare.py <out>
+<out>_per_task`. Prints JSON on stdout: the machine, the commands, and one object per job with
+what compare.md shows. `--skip-sweep` reuses a finished multirun of the meta-learned strategies.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, progress  # noqa: E402
 
-from leo_lightning.cli.compare import compare, read_multirun  # noqa: E402
+from leo_lightning.cli.compare import compare, read_multiruns  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = {  # name: the overrides that choose its data
@@ -51,25 +52,46 @@ def main() -> None:
     parser.add_argument("table", choices=sorted(TABLES))
     parser.add_argument("--budget", default="00:00:03:00", help="trainer.max_time per strategy")
     parser.add_argument("--per-task-episodes", type=int, default=200)
+    parser.add_argument("--skip-sweep", action="store_true", help="it already ran in --out")
     parser.add_argument("--out", type=Path, default=None, help="default outputs/bench/<table>")
     args = parser.parse_args()
     out = (args.out or ROOT / "outputs" / "bench" / args.table).resolve()
+    per_task_out = out.with_name(out.name + "_per_task")
     train = [sys.executable, "scripts/train.py", "-m", *TABLES[args.table]]
     commands = [
-        train + [f"strategy={META_LEARNED}", *SCHEDULE, f"trainer.max_time={args.budget}",
-                 f"hydra.sweep.dir={out}"],
-        train + ["strategy=per_task", f"data.test_episodes={args.per_task_episodes}",
-                 f"hydra.sweep.dir={out}", "hydra.sweep.subdir=per_task"],
+        train
+        + [
+            f"strategy={META_LEARNED}",
+            *SCHEDULE,
+            f"trainer.max_time={args.budget}",
+            f"hydra.sweep.dir={out}",
+        ],
+        train
+        + [
+            "strategy=per_task",
+            f"data.test_episodes={args.per_task_episodes}",
+            f"hydra.sweep.dir={per_task_out}",
+        ],
     ]
-    for command in commands:
+    for command in commands[1:] if args.skip_sweep else commands:
         run(command)
-    print(compare(out), file=sys.stderr)
+    print(compare(out, per_task_out), file=sys.stderr)
     rows = [
         {"job": r.job, "label": r.label, "strategy": r.strategy, **r.results}
-        for r in read_multirun(out)
+        for r in read_multiruns([out, per_task_out])
     ]
-    print(json.dumps({"machine": machine(), "table": args.table, "budget": args.budget,
-                      "commands": [" ".join(c[1:]) for c in commands], "jobs": rows}, indent=1))
+    print(
+        json.dumps(
+            {
+                "machine": machine(),
+                "table": args.table,
+                "budget": args.budget,
+                "commands": [" ".join(c[1:]) for c in commands],
+                "jobs": rows,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

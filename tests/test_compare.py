@@ -124,3 +124,15 @@ def test_an_optuna_trial_without_a_test_is_not_tested_and_shows_its_best_validat
     table = compare(tmp_path)
     assert "| 0 | `model.lr=0.001` | Amortized | 5 + 5 | not tested | 81.25 % |" in table
     assert "failed" not in table
+
+
+def test_several_multiruns_make_one_table_with_jobs_named_by_their_directory(tmp_path):
+    sweep, single = tmp_path / "sweep", tmp_path / "per_task"
+    fake_job(sweep, 0, "Amortized", 5, acc=0.9, overrides=["strategy=amortized"])
+    fake_job(sweep, 1, "MAML", 5, acc=0.8, overrides=["strategy=maml"])
+    fake_job(single, 0, "PerTask", 100, acc=0.7, overrides=["strategy=per_task"])
+    table = compare(sweep, single)
+    assert "| sweep/0 | `strategy=amortized` |" in table
+    assert "| sweep/1 | `strategy=maml` |" in table
+    assert "| per_task/0 | `strategy=per_task` |" in table
+    assert (sweep / "compare.md").is_file() and not (single / "compare.md").exists()

@@ -4,7 +4,9 @@ Every job directory is listed: a job without results.json is reported as failed,
 so a comparison cannot silently lose its worst entries; a job that ran without a test (an Optuna
 trial, `test=false`) is "not tested" and shows its best validation accuracy. Each row is named
 by the overrides that differ between the jobs (read from each job's .hydra/overrides.yaml), so a
-sweep over any key, e.g. `model.latent_dim=32,64,128`, gives distinct labels.
+sweep over any key, e.g. `model.latent_dim=32,64,128`, gives distinct labels. Several multirun
+directories make one table (a strategy that needs other settings, such as per_task's fewer test
+episodes, runs as its own multirun); their jobs are then named <directory>/<job>.
 """
 
 from __future__ import annotations
@@ -127,7 +129,20 @@ def common_overrides(results: list[JobResult]) -> list[str]:
     ]
 
 
-def read_multirun(multirun_dir: Path) -> list[JobResult]:
+def read_multiruns(multirun_dirs: list[Path]) -> list[JobResult]:
+    """The jobs of every directory, in the order given, labelled together: with more than one
+    directory a job is named <directory>/<job>."""
+    results = []
+    for multirun_dir in multirun_dirs:
+        jobs = read_multirun(multirun_dir, label=False)
+        for r in jobs if len(multirun_dirs) > 1 else ():
+            r.job = f"{multirun_dir.name}/{r.job}"
+        results += jobs
+    label_jobs(results)
+    return results
+
+
+def read_multirun(multirun_dir: Path, label: bool = True) -> list[JobResult]:
     """One JobResult per job directory (a directory holding .hydra/), in job order."""
     if not multirun_dir.is_dir():
         what = "not a directory" if multirun_dir.exists() else "no such directory"
@@ -141,7 +156,8 @@ def read_multirun(multirun_dir: Path) -> list[JobResult]:
             "directory of a `scripts/train.py -m ...` run, e.g. outputs/multiruns/<date>/<time>"
         )
     results = [read_job(p) for p in sorted(jobs, key=lambda p: (len(p.name), p.name))]
-    label_jobs(results)
+    if label:
+        label_jobs(results)
     return results
 
 
@@ -234,11 +250,13 @@ def plot(results: list[JobResult], path: Path) -> None:
     plt.close(fig)
 
 
-def compare(multirun_dir: Path) -> str:
-    results = read_multirun(multirun_dir)
+def compare(*multirun_dirs: Path) -> str:
+    """The table of the jobs of every directory; compare.md and compare.png go into the first."""
+    results = read_multiruns(list(multirun_dirs))
     table = markdown_table(results) + "\n" + notes(results)
-    (multirun_dir / "compare.md").write_text(f"# Comparison of {multirun_dir}\n\n{table}")
-    plot(results, multirun_dir / "compare.png")
+    title = ", ".join(str(d) for d in multirun_dirs)
+    (multirun_dirs[0] / "compare.md").write_text(f"# Comparison of {title}\n\n{table}")
+    plot(results, multirun_dirs[0] / "compare.png")
     return table
 
 
@@ -246,13 +264,15 @@ def main(argv: list[str] | None = None) -> int:
     """scripts/compare.py: print the table, or one line saying which file or key is wrong."""
     parser = argparse.ArgumentParser(
         prog="scripts/compare.py",
-        description="Compare the jobs of a multirun: writes compare.md and compare.png into "
-        "the directory and prints the table.",
+        description="Compare the jobs of one or more multiruns in one table: writes compare.md "
+        "and compare.png into the first directory and prints the table.",
     )
-    parser.add_argument("multirun_dir", type=Path, help="e.g. outputs/multiruns/<date>/<time>")
+    parser.add_argument(
+        "multirun_dirs", nargs="+", type=Path, help="e.g. outputs/multiruns/<date>/<time>"
+    )
     args = parser.parse_args(argv)
     try:
-        print(compare(args.multirun_dir))
+        print(compare(*args.multirun_dirs))
     except (FileNotFoundError, CompareError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
