@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import ROOT
 from helpers import PoolSource
+from hydra import compose, initialize_config_dir
 from test_config import compose_train
 from test_omniglot import SIZE, write_archive
 
@@ -127,3 +129,9 @@ def test_omniglot_has_the_key_off_by_default_and_other_sources_reject_it():
         "data.within_alphabet=true: needs classes grouped by alphabet, which only data=omniglot "
         "has (data.source is GlyphSource)"
     ]
+
+
+def test_an_eval_config_leaves_the_check_to_the_checkpoints_data_source():
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("eval", overrides=["ckpt_path=x.ckpt", "data.within_alphabet=true"])
+    assert cfg.data.within_alphabet is True and config_problems(cfg) == []

@@ -269,8 +269,10 @@ def _augment_problems(cfg: DictConfig) -> list[str]:
 
 
 def _within_alphabet_problems(cfg: DictConfig) -> list[str]:
-    """Episodes within one alphabet need a source that groups its classes by alphabet."""
-    if not OmegaConf.select(cfg, "data.within_alphabet", default=False):
+    """Episodes within one alphabet need a source that groups its classes by alphabet. An
+    eval config (no `model`) tests a checkpoint with the checkpoint's own data source, not the
+    composed one (cli/eval.py); the DataModule checks that source's groups when it loads."""
+    if not OmegaConf.select(cfg, "data.within_alphabet", default=False) or "model" not in cfg:
         return []
     source = str(OmegaConf.select(cfg, "data.source._target_", default="") or "")
     if source.endswith(".OmniglotSource"):
