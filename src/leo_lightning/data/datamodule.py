@@ -96,6 +96,7 @@ class EpisodicDataModule(L.LightningDataModule):
                 self._check_groups(split, pools[split])
         if self.augment is not None:
             self._check_augmentable(pools["train"])
+            log.info("training episodes are augmented: %r", self.augment)
         if self.trainval:
             pools = {**pools, "train": ClassPool.concat([pools["train"], pools["val"]])}
             log.info(
