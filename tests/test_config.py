@@ -26,6 +26,7 @@ def options(group: str) -> list[str]:
     "group",
     [
         "data",
+        "data/augment",
         "model",
         "model/backbone",
         "strategy",

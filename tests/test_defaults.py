@@ -10,13 +10,28 @@ import pytest
 from conftest import ROOT
 from omegaconf import OmegaConf
 
-from leo_lightning.config import DataSchema, LEOSchema, MAMLSchema, PerTaskSchema
+from leo_lightning.config import (
+    AffineAugmentSchema,
+    DataSchema,
+    LEOSchema,
+    MAMLSchema,
+    PerTaskSchema,
+)
 from leo_lightning.data import EpisodicDataModule
+from leo_lightning.data.augment import RandomAffine
 from leo_lightning.module import LEOModule
 from leo_lightning.strategies import MAML, MetaSGD, PerTask
 
 # Keys whose YAML value is an interpolation or a choice of that file, not a default.
-NOT_DEFAULTS = {"defaults", "_target_", "backbone", "input_shape", "source", "train_seed"}
+NOT_DEFAULTS = {
+    "defaults",
+    "_target_",
+    "backbone",
+    "input_shape",
+    "source",
+    "train_seed",
+    "augment",  # the data/augment group
+}
 
 
 def yaml_values(path: str, package: str | None = None) -> dict:
@@ -52,8 +67,9 @@ def signature_defaults(function) -> dict:
         ("strategy/per_task.yaml", "strategy", PerTaskSchema, PerTask.__init__),
         ("strategy/maml.yaml", "strategy", MAMLSchema, MAML.__init__),
         ("strategy/meta_sgd.yaml", "strategy", MAMLSchema, MetaSGD.__init__),
+        ("data/augment/affine.yaml", None, AffineAugmentSchema, RandomAffine.__init__),
     ],
-    ids=["model", "per_task", "maml", "meta_sgd"],
+    ids=["model", "per_task", "maml", "meta_sgd", "affine"],
 )
 def test_yaml_schema_and_python_defaults_agree(yaml, package, schema, function):
     in_yaml, in_schema, in_python = (

@@ -34,6 +34,25 @@ class DataSchema:
     test_episodes: int = 1000
     num_workers: int = 0
     pin_memory: bool = False
+    augment: Any = None  # the data/augment group: AffineAugmentSchema or NoAugmentSchema
+    within_alphabet: bool = False
+    trainval: bool = False
+
+
+@dataclass
+class NoAugmentSchema:
+    _target_: str = "leo_lightning.data.augment.no_augmentation"
+
+
+@dataclass
+class AffineAugmentSchema:
+    _target_: str = "leo_lightning.data.augment.RandomAffine"
+    degrees: float = 10.0
+    shear: float = 0.3
+    scale: list[float] = field(default_factory=lambda: [0.8, 1.2])
+    translate: float = 0.02
+    p: float = 0.5
+    fill: int = 0
 
 
 @dataclass
@@ -228,6 +247,8 @@ def register_configs() -> None:
     cs.store(name="schema_omniglot", node=OmniglotDataSchema)
     cs.store(name="schema_folder", node=FolderDataSchema)
     cs.store(name="schema_leo_embeddings", node=LEOEmbeddingsDataSchema)
+    cs.store(name="schema_augment_none", node=NoAugmentSchema)
+    cs.store(name="schema_augment_affine", node=AffineAugmentSchema)
     cs.store(name="schema_leo", node=LEOSchema)
     cs.store(name="schema_strategy", node=StrategySchema)
     cs.store(name="schema_per_task", node=PerTaskSchema)

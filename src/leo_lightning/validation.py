@@ -16,6 +16,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationValidationError
 
+from leo_lightning.data.augment import affine_problems
 from leo_lightning.precision import CHOICES as PRECISION_CHOICES
 
 
@@ -100,6 +101,8 @@ def config_problems(cfg: DictConfig) -> list[str]:
     problems += _input_shape_problems(cfg)
     problems += _strategy_step_problems(cfg)
     problems += _split_capacity_problems(cfg)
+    problems += _augment_problems(cfg)
+    problems += _within_alphabet_problems(cfg)
     return problems
 
 
@@ -236,6 +239,48 @@ def _split_capacity_problems(cfg: DictConfig) -> list[str]:
                 f"data.source.{split}_classes={classes}: must be >= data.n_way = {n_way}"
             )
     return problems
+
+
+AFFINE_KEYS = ("degrees", "shear", "scale", "translate", "p", "fill")
+
+
+def _augment_problems(cfg: DictConfig) -> list[str]:
+    """data/augment=affine: its ranges (one rule set, data/augment.py's), and images to act on."""
+    target = str(OmegaConf.select(cfg, "data.augment._target_", default="") or "")
+    if not target.endswith(".RandomAffine"):
+        return []
+    values = {key: OmegaConf.select(cfg, f"data.augment.{key}") for key in AFFINE_KEYS}
+    non_finite = {  # said once, by _non_finite_problems
+        f"data.augment.{key}"
+        for key, value in values.items()
+        if any(_is_non_finite(v) for v in (value if OmegaConf.is_list(value) else [value]))
+    }
+    problems = [
+        problem
+        for problem in affine_problems(**values)
+        if problem.split("=", 1)[0] not in non_finite
+    ]
+    if OmegaConf.select(cfg, "data.image_size", default=None) is None:
+        problems.append(
+            "data.augment: data/augment=affine distorts images, but data.image_size is null "
+            "(pre-computed features); use data/augment=none"
+        )
+    return problems
+
+
+def _within_alphabet_problems(cfg: DictConfig) -> list[str]:
+    """Episodes within one alphabet need a source that groups its classes by alphabet. An
+    eval config (no `model`) tests a checkpoint with the checkpoint's own data source, not the
+    composed one (cli/eval.py); the DataModule checks that source's groups when it loads."""
+    if not OmegaConf.select(cfg, "data.within_alphabet", default=False) or "model" not in cfg:
+        return []
+    source = str(OmegaConf.select(cfg, "data.source._target_", default="") or "")
+    if source.endswith(".OmniglotSource"):
+        return []
+    return [
+        "data.within_alphabet=true: needs classes grouped by alphabet, which only data=omniglot "
+        f"has (data.source is {source.rsplit('.', 1)[-1] or 'not set'})"
+    ]
 
 
 class ValidateOnRunStart(Callback):

@@ -23,12 +23,16 @@ def instantiate_each(group: DictConfig | None) -> list[Any]:
     return [instantiate(entry) for entry in (group or {}).values() if entry is not None]
 
 
-def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Trainer:
+def build_trainer(
+    cfg: DictConfig, extra_callbacks: list | None = None, **overrides: Any
+) -> L.Trainer:
+    """The configured Trainer; `overrides` replace keys of cfg.trainer."""
     return instantiate(
         cfg.trainer,
         callbacks=instantiate_each(cfg.get("callbacks")) + list(extra_callbacks or []),
         logger=instantiate_each(cfg.get("logger")) or False,
         plugins=[AtomicCheckpointIO()],  # a checkpoint that cannot be written fails the run
+        **overrides,
     )
 
 

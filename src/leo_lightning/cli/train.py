@@ -1,4 +1,5 @@
-"""Meta-train, then test the best checkpoint on the fixed test episodes.
+"""Meta-train, then test the best checkpoint on the fixed test episodes (with data.trainval,
+which has no validation to select by, the last one).
 
 `main` is the command (`leo-train`, scripts/train.py); `train` is its job function, which
 leo_lightning.train runs too.
@@ -46,7 +47,11 @@ def train(cfg: DictConfig) -> dict:
     module: LEOModule = instantiate(cfg.model, strategy=cfg.strategy, _recursive_=False)
     module.run_config = OmegaConf.to_container(cfg, resolve=True)
     step_memory = PeakStepMemory()  # measured on one step, for scripts/compare.py
-    trainer = build_trainer(cfg, extra_callbacks=[step_memory])
+    # data.trainval: the validation classes are training classes, nothing to validate on (the
+    # DataModule has no validation loader then; this also keeps Lightning from asking for it)
+    trainval = bool(cfg.data.get("trainval", False))
+    no_validation = {"limit_val_batches": 0} if trainval else {}
+    trainer = build_trainer(cfg, extra_callbacks=[step_memory], **no_validation)
     check_checkpoint_folders(trainer.callbacks)  # before the data is prepared
 
     if cfg.ckpt_path:  # fail now, not after the data is prepared
@@ -59,12 +64,14 @@ def train(cfg: DictConfig) -> dict:
         )
     fit_seconds = time.perf_counter() - started
 
-    best_ckpt = _best_checkpoint(trainer)
+    best_ckpt, selection = _test_checkpoint(trainer, trainval)
     results = {
         "strategy": type(module.strategy).__name__,
         "run_dir": str(run_dir),
-        "best_ckpt": best_ckpt,
-        "best_val_acc": _best_score(trainer),
+        "best_ckpt": best_ckpt,  # the checkpoint that is tested, chosen as `checkpoint_selection`
+        "checkpoint_selection": selection,
+        "trainval": trainval,
+        "best_val_acc": None if trainval else _best_score(trainer),
         "meta_train_steps": trainer.global_step,
         "fit_seconds": fit_seconds,
         "adapted_parameters": module.strategy.adapted_parameters(module.net, cfg.data.n_way),
@@ -105,6 +112,8 @@ HPARAM_KEYS = (
     "data.n_query",
     "data.meta_batch_size",
     "data.image_size",
+    "data.trainval",  # meta-trained on train + val classes: no validation, last checkpoint
+    "data.within_alphabet",  # val/test episodes within one alphabet (a harder test)
     "trainer.max_steps",
     "seed",
 )
@@ -146,13 +155,24 @@ def _checkpoint_callback(trainer: L.Trainer) -> ModelCheckpoint | None:
     return next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
 
 
-def _best_checkpoint(trainer: L.Trainer) -> str | None:
-    """The best checkpoint by validation accuracy, or last.ckpt if no validation ran."""
+def _test_checkpoint(trainer: L.Trainer, trainval: bool) -> tuple[str | None, str | None]:
+    """The checkpoint to test and how it was chosen: the best by validation accuracy
+    ("val/acc"), or last.ckpt ("last") if no validation ran, and always with data.trainval,
+    which validates on classes it trains on (nothing to select with; a best path restored
+    from a checkpoint of a run without trainval must not be taken either)."""
     callback = _checkpoint_callback(trainer)
     if callback is None:
-        return None
-    if callback.best_model_path:
-        return callback.best_model_path
+        return None, None
+    if callback.best_model_path and not trainval:
+        return callback.best_model_path, "val/acc"
+    if trainval:
+        log.info("data.trainval=true: no validation; testing the last checkpoint")
+    last = _last_checkpoint(trainer, callback)
+    return last, "last" if last else None
+
+
+def _last_checkpoint(trainer: L.Trainer, callback: ModelCheckpoint) -> str | None:
+    """last.ckpt of the run (written now if it is not there yet), or None if nothing trained."""
     if trainer.global_step and callback.dirpath:
         last = Path(callback.dirpath) / "last.ckpt"
         if not last.exists():

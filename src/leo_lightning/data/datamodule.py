@@ -9,6 +9,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from leo_lightning.data.augment import Augmentation
 from leo_lightning.data.class_pool import ClassPool
 from leo_lightning.data.episodes import EpisodeShape, EpisodeStream, FixedEpisodes
 from leo_lightning.data.errors import DataError
@@ -34,6 +35,12 @@ class EpisodicDataModule(L.LightningDataModule):
     Training draws an endless seeded stream (seeded by the run's `train_seed`, different on every
     rank); validation and test use fixed lists seeded by `seed` alone, so that every run, every
     strategy and every process is scored on the same episodes.
+
+    `augment` (data/augment) distorts the training episodes' images, never validation or test
+    ones. `within_alphabet`: every validation and test episode takes its N classes from one
+    group of the split's classes (Omniglot: one alphabet in one rotation; see OmniglotSource).
+    `trainval`: meta-train on the training and validation classes together, and validate
+    never (episodes of classes seen in training cannot select a checkpoint).
     """
 
     def __init__(
@@ -52,6 +59,9 @@ class EpisodicDataModule(L.LightningDataModule):
         train_seed: int = 0,
         num_workers: int = 0,
         pin_memory: bool = False,
+        augment: Augmentation | None = None,
+        within_alphabet: bool = False,
+        trainval: bool = False,
     ):
         super().__init__()
         self.source = source
@@ -61,6 +71,7 @@ class EpisodicDataModule(L.LightningDataModule):
         self.val_episodes, self.test_episodes = val_episodes, test_episodes
         self.seed, self.train_seed = seed, train_seed
         self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.augment, self.within_alphabet, self.trainval = augment, within_alphabet, trainval
         self.pools: dict[str, ClassPool] = {}
 
     def prepare_data(self) -> None:
@@ -80,7 +91,45 @@ class EpisodicDataModule(L.LightningDataModule):
             self._check_example_shape(split, pool)
             pool.check_supports(split, self.shape.n_way, self.shape.k_shot + self.shape.n_query)
             log.info("split %-5s: %d classes, %d examples", split, pool.n_classes, len(pool.data))
+        if self.within_alphabet:
+            for split in self._eval_splits():
+                self._check_groups(split, pools[split])
+        if self.augment is not None:
+            self._check_augmentable(pools["train"])
+            log.info("training episodes are augmented: %r", self.augment)
+        if self.trainval:
+            pools = {**pools, "train": ClassPool.concat([pools["train"], pools["val"]])}
+            log.info(
+                "data.trainval=true: meta-training on train + val, %d classes; no validation",
+                pools["train"].n_classes,
+            )
         return pools
+
+    def _eval_splits(self) -> tuple[str, ...]:
+        """The splits that episodes are evaluated on: with trainval, validation is training."""
+        return ("test",) if self.trainval else ("val", "test")
+
+    def _check_groups(self, split: str, pool: ClassPool) -> None:
+        pool.check_groups(split, self.shape.n_way, "data.within_alphabet")
+        sizes = pool.group_sizes()
+        small = [pool.group_names[g] for g in (sizes < self.shape.n_way).nonzero().flatten()]
+        if small:
+            log.info(
+                "data.within_alphabet: split %s never draws from %d group(s) with fewer than "
+                "data.n_way=%d classes: %s",
+                split,
+                len(small),
+                self.shape.n_way,
+                ", ".join(small),
+            )
+
+    def _check_augmentable(self, pool: ClassPool) -> None:
+        if pool.data.dtype != torch.uint8 or pool.data.ndim != 4:
+            raise DataError(
+                f"data.augment ({type(self.augment).__name__}) distorts uint8 images [C, H, W], "
+                f"but the training examples are {pool.data.dtype} of shape "
+                f"{list(pool.example_shape)} (pre-computed features?); use data/augment=none"
+            )
 
     def _check_example_shape(self, split: str, pool: ClassPool) -> None:
         if self.image_size is None:
@@ -122,10 +171,13 @@ class EpisodicDataModule(L.LightningDataModule):
             rank=rank,
             world_size=world_size,
             start_batch=self._batches_trained(),
+            augment=self.augment,
         )
         return self._loader(stream, self.meta_batch_size)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | list:
+        if self.trainval:  # no validation loader: Lightning then skips validation
+            return []
         return self._fixed_loader("val", self.val_episodes)
 
     def test_dataloader(self) -> DataLoader:
@@ -134,7 +186,9 @@ class EpisodicDataModule(L.LightningDataModule):
     def _fixed_loader(self, split: str, length: int) -> DataLoader:
         """Each rank takes every world_size-th episode: no episode is lost or seen twice (a
         DistributedSampler would pad with repeats), and the metrics sum exactly over ranks."""
-        episodes = FixedEpisodes(self.pools[split], self.shape, self.seed, split, length)
+        episodes = FixedEpisodes(
+            self.pools[split], self.shape, self.seed, split, length, self.within_alphabet
+        )
         rank, world_size = self._rank_and_world_size()
         if world_size > 1:
             episodes = Subset(episodes, range(rank, length, world_size))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
+from leo_lightning.data.augment import Augmentation, augment_episode
 from leo_lightning.data.class_pool import ClassPool
 from leo_lightning.data.episode import Episode
 from leo_lightning.data.sampling import episode_generator, sample_episode
@@ -20,10 +21,22 @@ class EpisodeShape:
 
 
 class FixedEpisodes(Dataset):
-    """Episode i is always the same tensor, for every run, strategy, rank and worker count."""
+    """Episode i is always the same tensor, for every run, strategy, rank and worker count.
 
-    def __init__(self, pool: ClassPool, shape: EpisodeShape, seed: int, split: str, length: int):
+    ``within_group``: every episode's classes come from one group of the pool (see
+    ``sample_episode``); the pool must have groups."""
+
+    def __init__(
+        self,
+        pool: ClassPool,
+        shape: EpisodeShape,
+        seed: int,
+        split: str,
+        length: int,
+        within_group: bool = False,
+    ):
         self.pool, self.shape, self.seed, self.split, self.length = pool, shape, seed, split, length
+        self.within_group = within_group
 
     def __len__(self) -> int:
         return self.length
@@ -32,7 +45,9 @@ class FixedEpisodes(Dataset):
         if not 0 <= index < self.length:
             raise IndexError(index)
         g = episode_generator(self.seed, self.split, index)
-        episode = sample_episode(self.pool, *_astuple(self.shape), generator=g)
+        episode = sample_episode(
+            self.pool, *_astuple(self.shape), generator=g, within_group=self.within_group
+        )
         return episode._replace(index=torch.tensor(index))
 
 
@@ -43,7 +58,9 @@ class EpisodeStream(IterableDataset):
     Global batch t of rank r holds episodes ((t * batch_size + b) * world_size + r), b < batch_size.
     DataLoader worker w produces the batches t = w, w + W, ... which is exactly the order in which
     a DataLoader with W workers hands them out, so the stream is the same for any W.
-    ``start_batch`` moves the stream forward, for resuming.
+    ``start_batch`` moves the stream forward, for resuming. ``augment`` (data/augment) distorts
+    each episode's images with random numbers from that episode's own generator, so augmented
+    episodes keep all of these properties.
     """
 
     def __init__(
@@ -55,14 +72,18 @@ class EpisodeStream(IterableDataset):
         rank: int = 0,
         world_size: int = 1,
         start_batch: int = 0,
+        augment: Augmentation | None = None,
     ):
         self.pool, self.shape, self.seed, self.batch_size = pool, shape, seed, batch_size
         self.rank, self.world_size, self.start_batch = rank, world_size, start_batch
+        self.augment = augment
 
     def episode(self, batch: int, position: int) -> Episode:
         index = (batch * self.batch_size + position) * self.world_size + self.rank
         g = episode_generator(self.seed, "train", index)
         episode = sample_episode(self.pool, *_astuple(self.shape), generator=g)
+        if self.augment is not None:  # after the sampling draws: the same classes and examples
+            episode = augment_episode(episode, self.augment, g)
         return episode._replace(index=torch.tensor(index))
 
     def __iter__(self):

@@ -41,6 +41,13 @@ Splits (``split``), at the level of characters, with fixed documented rules (no 
 
 With ``background="small"`` both minimal archives are read; a character present in both (Greek
 and Latin) is kept once, after checking that its images are identical.
+
+Groups (for ``data.within_alphabet``, Lake et al.'s within-alphabet episodes): the classes of a
+split are grouped by alphabet and rotation (``Korean/rot90``; by alphabet alone without
+rotations), so the N classes of such an episode differ only by which character they are, never
+by how they are turned. A group with fewer than N characters is never drawn from; the episode's
+group is drawn uniformly from the others. An alphabet split between two splits (``standard``)
+forms a group in each, of its characters in that split.
 """
 
 from __future__ import annotations
@@ -376,12 +383,13 @@ class OmniglotSource:
         data = torch.cat(images)
         labels = torch.repeat_interleave(torch.arange(len(names)), counts)
         if not self.rotations:
-            return ClassPool.from_labels(data, labels, names)
+            return ClassPool.from_labels(data, labels, names, [_alphabet(n) for n in names])
         # Class 4c + r is character c rotated by r * 90 degrees counter-clockwise.
         data = torch.cat([torch.rot90(data, r, dims=(-2, -1)) for r in range(4)])
         labels = torch.cat([labels * 4 + r for r in range(4)])
         class_names = [f"{n}/rot{90 * r}" for n in names for r in range(4)]
-        return ClassPool.from_labels(data, labels, class_names)
+        groups = [f"{_alphabet(n)}/rot{90 * r}" for n in names for r in range(4)]
+        return ClassPool.from_labels(data, labels, class_names, groups)
 
 
 def _natural(text: str) -> tuple:

@@ -23,10 +23,21 @@ def episode_generator(seed: int, split: str, index: int) -> torch.Generator:
 
 
 def sample_episode(
-    pool: ClassPool, n_way: int, k_shot: int, n_query: int, generator: torch.Generator
+    pool: ClassPool,
+    n_way: int,
+    k_shot: int,
+    n_query: int,
+    generator: torch.Generator,
+    within_group: bool = False,
 ) -> Episode:
-    """N classes without replacement, K + Q distinct examples of each, labels permuted."""
-    classes = torch.randperm(pool.n_classes, generator=generator)[:n_way]
+    """N classes without replacement, K + Q distinct examples of each, labels permuted.
+
+    ``within_group``: the N classes all come from one group of the pool, drawn uniformly from
+    the groups that hold at least N classes (smaller ones are never drawn)."""
+    if within_group:
+        classes = _classes_of_one_group(pool, n_way, generator)
+    else:
+        classes = torch.randperm(pool.n_classes, generator=generator)[:n_way]
     rows = pool.index[classes]  # [N, max_count], -1 padded
     keys = torch.rand(rows.shape, generator=generator).masked_fill_(rows < 0, 2.0)
     picked = rows.gather(1, keys.argsort(dim=1)[:, : k_shot + n_query])  # [N, K+Q]
@@ -38,3 +49,10 @@ def sample_episode(
         query_x=pool.data[query],
         query_y=labels.repeat_interleave(n_query),
     )
+
+
+def _classes_of_one_group(pool: ClassPool, n_way: int, generator: torch.Generator) -> torch.Tensor:
+    eligible = (pool.group_sizes() >= n_way).nonzero().flatten()
+    group = eligible[torch.randint(len(eligible), (), generator=generator)]
+    members = (pool.groups == group).nonzero().flatten()
+    return members[torch.randperm(len(members), generator=generator)[:n_way]]
