@@ -5,9 +5,13 @@ API, and a real training run per switch."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
+from conftest import ROOT
 from helpers import (
     TINY_CONV4,
     quiet_trainer,
@@ -271,3 +275,34 @@ def test_each_switch_alone_trains_and_tests_with_debug_fast(tmp_path, data_dir, 
     assert results["meta_train_steps"] == 2 and results["test/episodes"] == 2
     key, value = overrides[0].removeprefix("model.").split("=")
     assert f"{key}: {value}" in (run_dir / ".hydra" / "config.yaml").read_text()
+
+
+@pytest.mark.slow
+def test_the_ablation_bench_runs_today_s_leo_and_a_switch_and_prints_json(tmp_path, data_dir):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "ablations.py"),
+            "--debug-fast",
+            "--seeds=0",
+            "--variants=leo,decoder_mixture",
+            "--n-way=2",
+            f"--out={tmp_path / 'bench'}",
+            "data.image_size=16",
+        ],
+        env={**os.environ, "LEO_DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)  # stdout is the JSON alone
+    assert report["machine"]["cpu_count"] and report["experiment"] == "glyphs_5w1s"
+    for variant in ("leo", "decoder_mixture"):
+        assert report["variants"][variant]["returncode"] == 0
+        assert report["variants"][variant]["tested"] == 1
+    assert [job["label"] for job in report["jobs"]] == [
+        "leo",
+        "decoder_mixture: model.decoder=mixture",
+    ]
+    assert (tmp_path / "bench" / "compare.md").is_file()
