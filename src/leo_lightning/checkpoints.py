@@ -89,6 +89,7 @@ def check_compatible(checkpoint: dict, module: nn.Module, ckpt_path: str | Path)
         if k in saved and tuple(saved[k].shape) != tuple(v.shape)
     ]
     problems += _changed_initial_values(checkpoint, module)
+    problems += _changed_step_counts(checkpoint, module)
     if problems:
         listed = "\n".join(f"  - {p}" for p in problems[:20])
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
@@ -113,6 +114,28 @@ def _changed_initial_values(checkpoint: dict, module: nn.Module) -> list[str]:
         f"model.{key}: checkpoint {saved[key]!r}, configured {configured[key]!r} (the initial "
         "value of a learned rate, which a resumed run continues from the checkpoint)"
         for key in INITIAL_VALUES
+        if key in saved and key in configured and saved[key] != configured[key]
+    ]
+
+
+def _changed_step_counts(checkpoint: dict, module: nn.Module) -> list[str]:
+    """With model.per_step_rates the learned rates are one vector per step, so the step counts
+    (and the switch itself) must be the checkpoint's: name the keys, not only the shapes."""
+    saved = checkpoint.get("hyper_parameters") or {}
+    configured = getattr(module, "hparams", {})
+    was, now = saved.get("per_step_rates", False), configured.get("per_step_rates", False)
+    if not (was or now):
+        return []
+    if was != now:
+        return [
+            f"model.per_step_rates: checkpoint {was!r}, configured {now!r} (the learned rates "
+            "are one vector per step with it, one shared vector without)"
+        ]
+    return [
+        f"model.{key}: checkpoint {saved[key]!r}, configured {configured[key]!r} "
+        "(model.per_step_rates=true learned one rate vector per step, for the checkpoint's "
+        "number of steps)"
+        for key in ("inner_steps", "finetune_steps")
         if key in saved and key in configured and saved[key] != configured[key]
     ]
 

@@ -146,6 +146,11 @@ class LEOSchema:
     channels_last: bool = True
     backbone_autocast: Optional[str] = "auto"
     deterministic: bool = False
+    relation: str = "pairwise"
+    relation_rounds: int = 1
+    per_step_rates: bool = False
+    decoder: str = "linear"
+    decoder_experts: int = 4
 
 
 @dataclass

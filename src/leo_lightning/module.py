@@ -28,6 +28,7 @@ from leo_lightning.data.episode import Episode
 from leo_lightning.metrics import EpisodeAccuracy, episode_accuracy
 from leo_lightning.models.leo import LEONet
 from leo_lightning.strategies.base import ModelDims, Strategy, TaskOutput
+from leo_lightning.validation import ConfigError, switch_problems
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,11 @@ class LEOModule(L.LightningModule):
         channels_last: bool = True,
         backbone_autocast: str | None = precision.AUTO,
         deterministic: bool = False,
+        relation: str = "pairwise",
+        relation_rounds: int = 1,
+        per_step_rates: bool = False,
+        decoder: str = "linear",
+        decoder_experts: int = 4,
     ):
         super().__init__()
         self.automatic_optimization = False
@@ -99,13 +105,28 @@ class LEOModule(L.LightningModule):
             channels_last=channels_last,
             backbone_autocast=backbone_autocast,
             deterministic=deterministic,
+            per_step_rates=per_step_rates,
+            decoder=decoder,
+            decoder_experts=decoder_experts,
         )
         backbone_shapes = tuple(
             (name, tuple(p.shape)) for name, p in self.net.backbone.named_parameters()
         )
-        dims = ModelDims(self.net.feature_dim, latent_dim, dropout, backbone_shapes)
+        dims = ModelDims(
+            self.net.feature_dim,
+            latent_dim,
+            dropout,
+            backbone_shapes,
+            relation=relation,
+            relation_rounds=relation_rounds,
+        )
         # Partial: `dims` reaches the strategy as it is (instantiate would make it a config).
         self.strategy: Strategy = instantiate(strategy, _partial_=True)(dims=dims)
+        # A switch its strategy does not use is refused, not ignored (the commands say so
+        # before any work; this covers a module built from Python).
+        problems = switch_problems(type(self.strategy).__name__, self.hparams)
+        if problems:
+            raise ConfigError(problems)
         self.val_acc, self.test_acc = EpisodeAccuracy(), EpisodeAccuracy()
         self.register_buffer("skipped_steps", torch.zeros((), dtype=torch.long))
         self.consecutive_skips = 0
@@ -135,14 +156,18 @@ class LEOModule(L.LightningModule):
         return self.strategy(self.net, episode)
 
     def meta_loss(self, out: TaskOutput, query_y: Tensor) -> dict[str, Tensor]:
-        """Mean query cross-entropy + beta KL + gamma encoder penalty + lambda1 L2 + lambda2 orth"""
+        """Mean query cross-entropy + beta KL + gamma encoder penalty + lambda1 L2 + lambda2 orth
+
+        L2 covers every weight matrix of the decoder (the FiLM or gate matrix too) and of the
+        strategy (encoder, relation network); the orthogonality penalty is the decoder's
+        (averaged over the experts of a mixture)."""
         hp = self.hparams
         query_loss = F.cross_entropy(out.query_logits.flatten(0, 1), query_y.flatten())
         weights = self.strategy.regularized_weights()
         orthogonality = query_loss.new_zeros(())
         if self.strategy.uses_decoder:  # else the decoder is unused: no penalty trains it
-            weights = [self.net.decoder.linear.weight, *weights]
-            orthogonality = self.net.decoder.orthogonality_penalty()
+            weights = [*self.net.decoder.regularized_weights(), *weights]
+            orthogonality = self.net.decoder.orthogonality_penalty()  # mean over any experts
         l2 = sum((w.square().sum() for w in weights), query_loss.new_zeros(())) / 2  # tf l2_loss
         loss = (
             query_loss
@@ -310,6 +335,10 @@ class LEOModule(L.LightningModule):
             for name in ("inner_lr", "finetune_lr"):
                 values = getattr(self.net, name).detach().float().cpu()
                 add_finite_histogram(logger.experiment, f"rates/{name}", values, self.global_step)
+                if values.ndim == 2:  # model.per_step_rates: each step's rates too
+                    for step, row in enumerate(values):
+                        tag = f"rates/{name}/step_{step}"
+                        add_finite_histogram(logger.experiment, tag, row, self.global_step)
 
     def _collect_dashboards(self, batch: Episode, batch_idx: int, out: TaskOutput) -> None:
         """Keep what the validation dashboards draw: the norms of the class codes before and

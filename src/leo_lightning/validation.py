@@ -16,7 +16,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationValidationError
 
+from leo_lightning.config import LEOSchema
 from leo_lightning.data.augment import affine_problems
+from leo_lightning.models.leo import DECODERS
+from leo_lightning.models.relation_rounds import RELATIONS
 from leo_lightning.precision import CHOICES as PRECISION_CHOICES
 
 
@@ -71,6 +74,10 @@ RULES = (
         lambda v: v in PRECISION_CHOICES,
         f"one of {list(PRECISION_CHOICES)} or null (fp32)",
     ),
+    Rule("model.relation", lambda v: v in RELATIONS, f"one of {', '.join(RELATIONS)}"),
+    Rule("model.relation_rounds", _at_least(1), ">= 1"),
+    Rule("model.decoder", lambda v: v in DECODERS, f"one of {', '.join(DECODERS)}"),
+    Rule("model.decoder_experts", _at_least(2), ">= 2"),
     Rule("trainer.max_steps", lambda v: v >= 1 or v == -1, ">= 1 (or -1 for no limit)"),
     Rule("callbacks.last_checkpoint.every_n_steps", _at_least(1), ">= 1 (or null)"),
     Rule("callbacks.last_checkpoint.every_seconds", _at_least(0), ">= 0 (or null)"),
@@ -100,6 +107,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
     problems += _image_size_problems(cfg)
     problems += _input_shape_problems(cfg)
     problems += _strategy_step_problems(cfg)
+    problems += _switch_config_problems(cfg)
     problems += _split_capacity_problems(cfg)
     problems += _augment_problems(cfg)
     problems += _within_alphabet_problems(cfg)
@@ -213,6 +221,100 @@ def _strategy_step_problems(cfg: DictConfig) -> list[str]:
 
 
 STEP_KEYS = ("inner_steps", "finetune_steps")
+
+# The optional switches of issue #16 (models/relation_rounds.py, models/leo.py), each with the
+# value that leaves the paper's LEO as it is (the model.* defaults of config.LEOSchema).
+SWITCHES = {
+    key: getattr(LEOSchema, key)
+    for key in ("relation", "relation_rounds", "per_step_rates", "decoder", "decoder_experts")
+}
+# Which switches each strategy uses (by its class name), and why the others have no effect.
+# A strategy not listed here (a user's own class) is not checked.
+ALL_SWITCHES = frozenset(SWITCHES)
+DECODER_SWITCHES = frozenset({"decoder", "decoder_experts"})
+RELATION_SWITCHES = frozenset({"relation", "relation_rounds"})
+SWITCHES_USED = {
+    "Amortized": ALL_SWITCHES,
+    "AmortizedPure": RELATION_SWITCHES | DECODER_SWITCHES,
+    "Universal": DECODER_SWITCHES | {"per_step_rates"},
+    "MAML": frozenset(),
+    "MetaSGD": frozenset(),
+    "ProtoNet": frozenset(),
+    "PerTask": frozenset(),
+}
+WHY_UNUSED = {
+    "AmortizedPure": "it takes no latent or fine-tuning steps",
+    "Universal": "it starts every class from the learned z_meta: no encoder or relation network",
+    "MAML": "it adapts the backbone and a linear head: no relation network, no LEO decoder, no "
+    "learned latent or fine-tuning rates",
+    "MetaSGD": "it adapts the backbone and a linear head with its own per-parameter rates: no "
+    "relation network, no LEO decoder",
+    "ProtoNet": "it classifies by distances to class prototypes: no relation network, decoder "
+    "or steps",
+    "PerTask": "it fits a fresh decoder and q(z) per task with Adam: no relation network, shared "
+    "decoder or learned rates",
+}
+STRATEGY_NAMES = {
+    "Amortized": "amortized",
+    "AmortizedPure": "amortized_pure",
+    "Universal": "universal",
+    "MAML": "maml",
+    "MetaSGD": "meta_sgd",
+    "ProtoNet": "protonet",
+    "PerTask": "per_task",
+}
+
+
+def switch_problems(strategy: str, model: Any) -> list[str]:
+    """Switches set away from LEO's default where they would have no effect: with a strategy
+    that does not use them (`strategy`: its class name), `decoder_experts` without
+    `decoder=mixture`, per-step rates without a single step. `model`: the model's settings
+    (a config node or a mapping), missing keys at their defaults."""
+    values = {key: _get(model, key, default) for key, default in SWITCHES.items()}
+    on = [key for key, default in SWITCHES.items() if values[key] != default]
+    used = SWITCHES_USED.get(strategy, ALL_SWITCHES)
+    name = STRATEGY_NAMES.get(strategy, strategy)
+    if strategy == "MAML" and _get(model, "first_order", False):
+        name = "fomaml (maml with model.first_order=true)"
+    problems = [
+        f"model.{key}={values[key]!r}: has no effect with strategy={name} "
+        f"({WHY_UNUSED[strategy]}); leave it at {SWITCHES[key]!r}"
+        for key in on
+        if key not in used
+    ]
+    if "decoder_experts" in on and "decoder_experts" in used and values["decoder"] != "mixture":
+        problems.append(
+            f"model.decoder_experts={values['decoder_experts']}: only used with "
+            f"model.decoder=mixture (model.decoder={values['decoder']!r})"
+        )
+    steps = {key: _get(model, key, 0) or 0 for key in STEP_KEYS}
+    if "per_step_rates" in on and "per_step_rates" in used and not any(steps.values()):
+        problems.append(
+            "model.per_step_rates=True: has no effect with model.inner_steps=0 and "
+            "model.finetune_steps=0 (there is no step to give a rate)"
+        )
+    return problems
+
+
+def _get(node: Any, key: str, default: Any) -> Any:
+    value = node.get(key, default) if node is not None else default
+    return default if value is None else value
+
+
+def _switch_config_problems(cfg: DictConfig) -> list[str]:
+    target = str(OmegaConf.select(cfg, "strategy._target_", default="") or "").rsplit(".", 1)[-1]
+    model = OmegaConf.select(cfg, "model", default=None)
+    if model is None or not target:
+        return []
+    # A value out of range is reported once, by its rule, not again as a switch that is on.
+    rules = {rule.key: rule for rule in RULES}
+    invalid = tuple(
+        f"{rule.key}="
+        for key, default in SWITCHES.items()
+        if (rule := rules.get(f"model.{key}")) and not rule.check(_get(model, key, default))
+    )
+    problems = switch_problems(target, model)
+    return [p for p in problems if not p.startswith(invalid)] if invalid else problems
 
 
 def _split_capacity_problems(cfg: DictConfig) -> list[str]:

@@ -19,6 +19,10 @@ class Decoder(nn.Module):
     def forward(self, latents: Tensor) -> Tensor:  # [B, N, d] -> [B, N, 2F]
         return self.linear(latents)
 
+    def regularized_weights(self) -> list[Tensor]:
+        """The weight matrices that take LEO's L2 penalty (lambda1)."""
+        return [self.linear.weight]
+
     def orthogonality_penalty(self) -> Tensor:
         """Mean squared deviation from identity of the d x d cosine matrix of the decoder's rows.
 

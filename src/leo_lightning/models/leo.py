@@ -1,5 +1,18 @@
 """The parts of LEO that every strategy shares: backbone features, the decoder, the classifier
-and the two gradient-based adaptation loops with their learned per-dimension rates."""
+and the two gradient-based adaptation loops with their learned per-dimension rates.
+
+Two of the optional switches of issue #16 live here (both off by default, which is the paper's
+LEO): `decoder` picks the decoder (`linear`, `task_conditioned`, `mixture`, see DECODERS), and
+`per_step_rates` gives each inner step its own learned rate vector (progressive latent
+optimization): alpha [S, d] for the S = inner_steps latent steps and eta [T, F] for the
+T = finetune_steps fine-tuning steps instead of one alpha [d] and one eta [F], each row
+initialised from inner_lr / finetune_lr, so at initialisation both give the same steps. Step t
+then uses row t,
+    z_{t+1} = z_t - (alpha_t / K) * grad_z L_support(z_t),
+which lets meta-training learn, say, large first steps and small last ones. The rates are then
+tied to the step counts: a model with per-step rates refuses another number of steps, naming
+the key, rather than reusing or dropping rates.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +24,44 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from leo_lightning import precision
+from leo_lightning.checkpoints import CheckpointError
 from leo_lightning.models.decoder import Decoder
 from leo_lightning.models.distributions import sample_gaussian, weight_std_offset
+from leo_lightning.models.mixture_decoder import MixtureDecoder
 from leo_lightning.models.shots import shot_weights
+from leo_lightning.models.task_decoder import TaskConditionedDecoder
 
 log = logging.getLogger(__name__)
+
+# `model.decoder`: every one maps class codes [B, N, d] -> Gaussian params [B, N, 2F], has an
+# orthogonality_penalty() and lists its regularized_weights().
+DECODERS = ("linear", "task_conditioned", "mixture")
+DEFAULT_EXPERTS = 4
+
+
+def build_decoder(kind: str, latent_dim: int, feature_dim: int, experts: int) -> nn.Module:
+    """The decoder of `model.decoder=kind`; `experts` (model.decoder_experts) is read by
+    `mixture` only."""
+    if kind == "linear":
+        return Decoder(latent_dim, feature_dim)
+    if kind == "task_conditioned":
+        return TaskConditionedDecoder(latent_dim, feature_dim)
+    if kind == "mixture":
+        return MixtureDecoder(latent_dim, feature_dim, experts)
+    raise ValueError(f"model.decoder={kind!r}: must be one of {', '.join(DECODERS)}")
+
+
+def initial_rates(init: float, size: int, steps: int | None) -> Tensor:
+    """[size] (one rate vector shared by every step) or [steps, size] (one row per step)."""
+    shape = (size,) if steps is None else (steps, size)
+    return torch.full(shape, float(init))
+
+
+def describe_rates(shape: tuple[int, ...], steps_key: str) -> str:
+    """What a rate tensor's shape says about the model that learned it."""
+    if len(shape) == 2:
+        return f"per-step rates for model.{steps_key}={shape[0]} (model.per_step_rates=true)"
+    return "one rate vector shared by every step (model.per_step_rates=false)"
 
 
 class LEONet(nn.Module):
@@ -40,6 +86,9 @@ class LEONet(nn.Module):
         channels_last: bool = True,
         backbone_autocast: str | None = precision.AUTO,
         deterministic: bool = False,
+        per_step_rates: bool = False,
+        decoder: str = "linear",
+        decoder_experts: int = DEFAULT_EXPERTS,
     ):
         super().__init__()
         precision.check_setting(backbone_autocast)
@@ -52,10 +101,16 @@ class LEONet(nn.Module):
         self.input_shape = tuple(input_shape)
         self.feature_dim = self._probe_feature_dim()
         self.latent_dim = latent_dim
-        self.decoder = Decoder(latent_dim, self.feature_dim)
+        self.decoder = build_decoder(decoder, latent_dim, self.feature_dim, decoder_experts)
         # Learned per-dimension rates (alpha, eta); scalar or fixed rates are a known mistake.
-        self.inner_lr = nn.Parameter(torch.full((latent_dim,), float(inner_lr)))
-        self.finetune_lr = nn.Parameter(torch.full((self.feature_dim,), float(finetune_lr)))
+        # With per_step_rates one row per step: alpha [S, d], eta [T, F].
+        self.per_step_rates = per_step_rates
+        self.inner_lr = nn.Parameter(
+            initial_rates(inner_lr, latent_dim, inner_steps if per_step_rates else None)
+        )
+        self.finetune_lr = nn.Parameter(
+            initial_rates(finetune_lr, self.feature_dim, finetune_steps if per_step_rates else None)
+        )
         self.inner_steps, self.finetune_steps = inner_steps, finetune_steps
         self.first_order = first_order
         self.dropout = nn.Dropout(dropout)
@@ -145,7 +200,8 @@ class LEONet(nn.Module):
     def adapt_latents(
         self, latents: Tensor, features: Tensor, labels: Tensor
     ) -> tuple[Tensor, list[Tensor]]:
-        """z <- z - (alpha / K) * grad_z L_support, `inner_steps` times.
+        """z <- z - (alpha / K) * grad_z L_support, `inner_steps` times (alpha_t at step t with
+        per-step rates).
 
         The original keeps K tiled copies of each class code and averages their logits, so each
         copy receives 1/K of the gradient; one code per class with the rate divided by K is the
@@ -154,7 +210,12 @@ class LEONet(nn.Module):
         at each step.
         """
         return self._descend(
-            latents, lambda z: self.decode(z), self.inner_lr, self.inner_steps, features, labels
+            latents,
+            lambda z: self.decode(z),
+            self._rates("inner_lr", "inner_steps"),
+            self.inner_steps,
+            features,
+            labels,
         )
 
     def finetune(
@@ -162,7 +223,12 @@ class LEONet(nn.Module):
     ) -> tuple[Tensor, list[Tensor]]:
         """w <- w - (eta / K) * grad_w L_support, `finetune_steps` times (same 1/K reasoning)."""
         return self._descend(
-            weights, lambda w: w, self.finetune_lr, self.finetune_steps, features, labels
+            weights,
+            lambda w: w,
+            self._rates("finetune_lr", "finetune_steps"),
+            self.finetune_steps,
+            features,
+            labels,
         )
 
     def _descend(self, state, to_weights, rate, steps, features, labels):
@@ -174,11 +240,41 @@ class LEONet(nn.Module):
         if not self.training:  # evaluation: no outer gradient, so no graph to the parameters
             state, rate = state.detach(), rate.detach()
         losses = []
-        for _ in range(steps):
+        for step in range(steps):
             if not state.requires_grad:
                 state = state.requires_grad_()
             loss = self.support_loss(features, labels, to_weights(state), example_weights)
             (grad,) = torch.autograd.grad(loss, state, create_graph=keep_graph)
-            state = state - (rate / mean_shots) * grad
+            step_rate = rate[step] if rate.ndim == 2 else rate  # [d] or [F]
+            state = state - (step_rate / mean_shots) * grad
             losses.append(loss.detach() / n_tasks)
         return state, losses
+
+    def _rates(self, name: str, steps_key: str) -> Tensor:
+        """The rate parameter `name`, checked against the number of steps it is used for:
+        per-step rates [S, size] serve exactly S steps (the count they were learned with)."""
+        rate, steps = getattr(self, name), getattr(self, steps_key)
+        if rate.ndim == 2 and rate.shape[0] != steps:
+            raise ValueError(
+                f"model.{steps_key}={steps}: this model learned "
+                f"{describe_rates(tuple(rate.shape), steps_key)}, one rate vector per step; "
+                f"run it with model.{steps_key}={rate.shape[0]}"
+            )
+        return rate
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Rates learned for another number of steps, or with(out) per-step rates, are refused
+        naming the keys, instead of torch's bare size mismatch (other size differences, such
+        as another latent_dim, keep torch's message)."""
+        for name, steps_key in (("inner_lr", "inner_steps"), ("finetune_lr", "finetune_steps")):
+            saved = state_dict.get(prefix + name)
+            if saved is None:
+                continue
+            saved, own = tuple(saved.shape), tuple(getattr(self, name).shape)
+            if len(saved) != len(own) or (len(own) == 2 and saved[0] != own[0]):
+                raise CheckpointError(
+                    f"{prefix}{name}: the checkpoint holds {describe_rates(saved, steps_key)} "
+                    f"{saved}, this model has {describe_rates(own, steps_key)} {own}; build it "
+                    f"with the checkpoint's model.{steps_key} and model.per_step_rates"
+                )
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -1,7 +1,8 @@
 """`amortized`: an encoder and relation network predict q(z) per class from the support set.
 
 With `model.inner_steps=0 model.finetune_steps=0` this is pure amortized inference (one forward
-pass); with steps it is the paper's LEO.
+pass); with steps it is the paper's LEO. The relation network is the paper's pairwise one unless
+`model.relation` / `model.relation_rounds` choose another (models/relation_rounds.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from torch import Tensor
 from leo_lightning.models.distributions import sample_gaussian
 from leo_lightning.models.encoder import Encoder
 from leo_lightning.models.leo import LEONet
-from leo_lightning.models.relation import RelationNetwork
+from leo_lightning.models.relation_rounds import build_relation
 from leo_lightning.strategies.base import LatentStrategy, ModelDims
 
 
@@ -19,7 +20,7 @@ class Amortized(LatentStrategy):
     def __init__(self, dims: ModelDims):
         super().__init__()
         self.encoder = Encoder(dims.feature_dim, dims.latent_dim, dims.dropout)
-        self.relation = RelationNetwork(dims.latent_dim)
+        self.relation = build_relation(dims.relation, dims.latent_dim, dims.relation_rounds)
 
     def initial_latents(
         self, net: LEONet, support: Tensor, labels: Tensor, n_way: int
@@ -28,4 +29,4 @@ class Amortized(LatentStrategy):
         return sample_gaussian(params, sample=net.sampling)
 
     def regularized_weights(self) -> list[Tensor]:
-        return [self.encoder.linear.weight] + [layer.weight for layer in self.relation.layers]
+        return [self.encoder.linear.weight, *self.relation.regularized_weights()]

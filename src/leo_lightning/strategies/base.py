@@ -29,6 +29,9 @@ class ModelDims:
     dropout: float
     # (name, shape) of each backbone parameter, for strategies that keep a tensor per parameter
     backbone_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    # The relation network of the strategies that have one (model.relation, model.relation_rounds)
+    relation: str = "pairwise"
+    relation_rounds: int = 1
 
 
 @dataclass
