@@ -10,10 +10,16 @@ import pytest
 from conftest import ROOT
 from omegaconf import OmegaConf
 
-from leo_lightning.config import DataSchema, LEOSchema, MAMLSchema, PerTaskSchema
+from leo_lightning.config import (
+    DataSchema,
+    LatentStrategySchema,
+    LEOSchema,
+    MAMLSchema,
+    PerTaskSchema,
+)
 from leo_lightning.data import EpisodicDataModule
 from leo_lightning.module import LEOModule
-from leo_lightning.strategies import MAML, MetaSGD, PerTask
+from leo_lightning.strategies import MAML, Amortized, AmortizedPure, MetaSGD, PerTask, Universal
 
 # Keys whose YAML value is an interpolation or a choice of that file, not a default.
 NOT_DEFAULTS = {"defaults", "_target_", "backbone", "input_shape", "source", "train_seed"}
@@ -52,8 +58,11 @@ def signature_defaults(function) -> dict:
         ("strategy/per_task.yaml", "strategy", PerTaskSchema, PerTask.__init__),
         ("strategy/maml.yaml", "strategy", MAMLSchema, MAML.__init__),
         ("strategy/meta_sgd.yaml", "strategy", MAMLSchema, MetaSGD.__init__),
+        ("strategy/amortized.yaml", None, LatentStrategySchema, Amortized.__init__),
+        ("strategy/universal.yaml", None, LatentStrategySchema, Universal.__init__),
+        ("strategy/amortized_pure.yaml", "strategy", LatentStrategySchema, AmortizedPure.__init__),
     ],
-    ids=["model", "per_task", "maml", "meta_sgd"],
+    ids=["model", "per_task", "maml", "meta_sgd", "amortized", "universal", "amortized_pure"],
 )
 def test_yaml_schema_and_python_defaults_agree(yaml, package, schema, function):
     in_yaml, in_schema, in_python = (

@@ -123,6 +123,10 @@ def test_every_rule_key_exists_in_the_default_config_or_the_strategy_it_belongs_
         (["strategy=meta_sgd", "model.finetune_steps=1"], "model.finetune_steps=1: must be 0"),
         (["strategy=maml", "strategy.inner_lr=0"], "strategy.inner_lr=0.0: must be > 0"),
         (["strategy=maml", "strategy.batch_norm=sometimes"], "strategy.batch_norm='sometimes'"),
+        (
+            ["strategy=universal", "strategy.batch_norm=support"],
+            "strategy.batch_norm='support': must be one of running, batch with strategy=universal",
+        ),
     ],
 )
 def test_strategy_keys_out_of_range_are_rejected_naming_key_and_value(overrides, expected):
@@ -133,6 +137,11 @@ def test_strategy_keys_out_of_range_are_rejected_naming_key_and_value(overrides,
 @pytest.mark.parametrize("strategy", ["maml", "fomaml", "meta_sgd", "protonet", "amortized_pure"])
 def test_each_strategy_is_valid_as_configured(strategy):
     assert config_problems(compose_train(f"strategy={strategy}")) == []
+
+
+@pytest.mark.parametrize("strategy", ["amortized", "universal", "amortized_pure"])
+def test_latent_strategies_take_the_transductive_batch_norm(strategy):
+    assert config_problems(compose_train(f"strategy={strategy}", "strategy.batch_norm=batch")) == []
 
 
 def test_episode_shape_is_checked_against_the_dataset_sizes():

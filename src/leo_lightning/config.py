@@ -135,6 +135,11 @@ class StrategySchema:
 
 
 @dataclass
+class LatentStrategySchema(StrategySchema):
+    batch_norm: str = "running"
+
+
+@dataclass
 class PerTaskSchema(StrategySchema):
     lr: float = 0.01
     betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
@@ -230,6 +235,7 @@ def register_configs() -> None:
     cs.store(name="schema_leo_embeddings", node=LEOEmbeddingsDataSchema)
     cs.store(name="schema_leo", node=LEOSchema)
     cs.store(name="schema_strategy", node=StrategySchema)
+    cs.store(name="schema_latent", node=LatentStrategySchema)
     cs.store(name="schema_per_task", node=PerTaskSchema)
     cs.store(name="schema_maml", node=MAMLSchema)
     cs.store(name="schema_trainer", node=TrainerSchema)

@@ -17,6 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationValidationError
 
 from leo_lightning.precision import CHOICES as PRECISION_CHOICES
+from leo_lightning.strategies.base import LATENT_BATCH_NORM_MODES
+from leo_lightning.strategies.maml import BATCH_NORM_MODES as MAML_BATCH_NORM_MODES
 
 
 class ConfigError(ValueError):
@@ -74,16 +76,12 @@ RULES = (
     Rule("callbacks.last_checkpoint.every_n_steps", _at_least(1), ">= 1 (or null)"),
     Rule("callbacks.last_checkpoint.every_seconds", _at_least(0), ">= 0 (or null)"),
     Rule("strategy.inner_lr", _positive, "> 0"),  # maml, meta_sgd
-    Rule(
-        "strategy.batch_norm",
-        lambda v: v in ("running", "batch", "support"),
-        "one of running, batch, support",
-    ),
 )
 
 # Strategies that take no steps, and those whose steps are SGD steps on every parameter.
 NO_STEPS = {"AmortizedPure": "amortized_pure", "ProtoNet": "protonet"}
 SGD_STEPS = {"MAML": "maml", "MetaSGD": "meta_sgd"}
+LATENT = {"Amortized": "amortized", "AmortizedPure": "amortized_pure", "Universal": "universal"}
 
 
 def config_problems(cfg: DictConfig) -> list[str]:
@@ -99,6 +97,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
     problems += _image_size_problems(cfg)
     problems += _input_shape_problems(cfg)
     problems += _strategy_step_problems(cfg)
+    problems += _batch_norm_problems(cfg)
     problems += _split_capacity_problems(cfg)
     return problems
 
@@ -184,7 +183,7 @@ def _input_shape_problems(cfg: DictConfig) -> list[str]:
 
 def _strategy_step_problems(cfg: DictConfig) -> list[str]:
     """Step counts a strategy would silently ignore, or that leave it at chance."""
-    target = str(OmegaConf.select(cfg, "strategy._target_", default="") or "").rsplit(".", 1)[-1]
+    target = _strategy_target(cfg)
     steps = {key: OmegaConf.select(cfg, f"model.{key}", default=0) or 0 for key in STEP_KEYS}
     if target in NO_STEPS:
         return [
@@ -210,6 +209,25 @@ def _strategy_step_problems(cfg: DictConfig) -> list[str]:
 
 
 STEP_KEYS = ("inner_steps", "finetune_steps")
+
+
+def _batch_norm_problems(cfg: DictConfig) -> list[str]:
+    """strategy.batch_norm: running, batch or support for maml and meta_sgd; running or batch
+    for the latent strategies, whose support set alone never normalises anything."""
+    mode = OmegaConf.select(cfg, "strategy.batch_norm", default=None)
+    if mode is None:
+        return []
+    target = _strategy_target(cfg)
+    allowed = LATENT_BATCH_NORM_MODES if target in LATENT else MAML_BATCH_NORM_MODES
+    if mode in allowed:
+        return []
+    which = f" with strategy={LATENT[target]}" if target in LATENT else ""
+    return [f"strategy.batch_norm={mode!r}: must be one of {', '.join(allowed)}{which}"]
+
+
+def _strategy_target(cfg: DictConfig) -> str:
+    """The strategy's class name (leo_lightning.strategies.MAML -> MAML)."""
+    return str(OmegaConf.select(cfg, "strategy._target_", default="") or "").rsplit(".", 1)[-1]
 
 
 def _split_capacity_problems(cfg: DictConfig) -> list[str]:
