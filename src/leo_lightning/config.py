@@ -121,6 +121,8 @@ class LEOSchema:
     l2_weight: float = 1e-8
     orthogonality_weight: float = 1e-3
     lr: float = 1e-3
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
     grad_clip_value: float = 0.1
     grad_clip_norm: float = 0.1
     max_consecutive_skips: int = 25

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationValidationError
 
 from leo_lightning.precision import CHOICES as PRECISION_CHOICES
+from leo_lightning.schedules import SCHEDULES
 from leo_lightning.strategies.base import LATENT_BATCH_NORM_MODES
 from leo_lightning.strategies.maml import BATCH_NORM_MODES as MAML_BATCH_NORM_MODES
 
@@ -67,6 +68,8 @@ RULES = (
     Rule("model.grad_clip_value", _positive, "> 0"),
     Rule("model.grad_clip_norm", _positive, "> 0"),
     Rule("model.max_consecutive_skips", _at_least(1), ">= 1"),
+    Rule("model.lr_schedule", lambda v: v in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
+    Rule("model.warmup_steps", _at_least(0), ">= 0"),
     Rule(
         "model.backbone_autocast",
         lambda v: v in PRECISION_CHOICES,
@@ -98,6 +101,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
     problems += _input_shape_problems(cfg)
     problems += _strategy_step_problems(cfg)
     problems += _batch_norm_problems(cfg)
+    problems += _schedule_problems(cfg)
     problems += _split_capacity_problems(cfg)
     return problems
 
@@ -223,6 +227,26 @@ def _batch_norm_problems(cfg: DictConfig) -> list[str]:
         return []
     which = f" with strategy={LATENT[target]}" if target in LATENT else ""
     return [f"strategy.batch_norm={mode!r}: must be one of {', '.join(allowed)}{which}"]
+
+
+def _schedule_problems(cfg: DictConfig) -> list[str]:
+    """A cosine schedule is as long as the run, so the run needs a length in steps."""
+    if OmegaConf.select(cfg, "model.lr_schedule", default=None) != "cosine":
+        return []
+    max_steps = OmegaConf.select(cfg, "trainer.max_steps", default=None)
+    warmup = OmegaConf.select(cfg, "model.warmup_steps", default=0) or 0
+    if max_steps is None or max_steps < 1:
+        return [
+            f"trainer.max_steps={max_steps}: must be >= 1 with model.lr_schedule=cosine, whose "
+            "curve ends at trainer.max_steps (with a trainer.max_time budget, set "
+            "trainer.max_steps to the steps that fit it)"
+        ]
+    if warmup >= max_steps:
+        return [
+            f"model.warmup_steps={warmup}: must be < trainer.max_steps={max_steps} with "
+            "model.lr_schedule=cosine"
+        ]
+    return []
 
 
 def _strategy_target(cfg: DictConfig) -> str:
