@@ -1,5 +1,5 @@
 """model.lr_schedule and model.warmup_steps: the outer learning rate over a run, stepped once per
-applied meta-update, saved in checkpoints and continued on resume."""
+applied meta-update, saved in checkpoints and continued on resume, logged to TensorBoard."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import math
 import pytest
 import torch
 from helpers import quiet_trainer, random_image_datamodule, tiny_module
+from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback
+from test_config import compose_train
 from test_numerics import poison_losses
 
 from leo_lightning.callbacks import LastCheckpoint
@@ -127,6 +129,25 @@ def test_a_resume_cannot_change_the_shape_of_the_schedule(saved, configured, pro
     }
     with pytest.raises(CheckpointError, match=problem):
         check_compatible(checkpoint, module, "x.ckpt")
+
+
+def test_the_configured_monitor_logs_the_rate_to_tensorboard(tmp_path):
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monitor = instantiate(compose_train().callbacks.learning_rate_monitor)
+    logger = TensorBoardLogger(str(tmp_path), name="", version="")
+    module = tiny_module(lr=LR, warmup_steps=1)
+    fit(module, max_steps=2, callbacks=[monitor], logger=logger, log_every_n_steps=1)
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    logged = [(e.step, e.value) for e in events.Scalars("lr-Adam")]
+    assert logged == [(0, pytest.approx(LR / 2)), (1, pytest.approx(LR))]
+
+
+def test_the_monitor_lets_a_run_without_a_logger_train():
+    monitor = instantiate(compose_train().callbacks.learning_rate_monitor)
+    assert fit(tiny_module(lr=LR), max_steps=1, callbacks=[monitor]) == [LR]
 
 
 def test_meta_train_step_outside_a_trainer_refuses_a_schedule():
