@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from leo_lightning.config import (
     AffineAugmentSchema,
     DataSchema,
+    LatentStrategySchema,
     LEOSchema,
     MAMLSchema,
     PerTaskSchema,
@@ -20,7 +21,7 @@ from leo_lightning.config import (
 from leo_lightning.data import EpisodicDataModule
 from leo_lightning.data.augment import RandomAffine
 from leo_lightning.module import LEOModule
-from leo_lightning.strategies import MAML, MetaSGD, PerTask
+from leo_lightning.strategies import MAML, Amortized, AmortizedPure, MetaSGD, PerTask, Universal
 
 # Keys whose YAML value is an interpolation or a choice of that file, not a default.
 NOT_DEFAULTS = {
@@ -68,8 +69,20 @@ def signature_defaults(function) -> dict:
         ("strategy/maml.yaml", "strategy", MAMLSchema, MAML.__init__),
         ("strategy/meta_sgd.yaml", "strategy", MAMLSchema, MetaSGD.__init__),
         ("data/augment/affine.yaml", None, AffineAugmentSchema, RandomAffine.__init__),
+        ("strategy/amortized.yaml", None, LatentStrategySchema, Amortized.__init__),
+        ("strategy/universal.yaml", None, LatentStrategySchema, Universal.__init__),
+        ("strategy/amortized_pure.yaml", "strategy", LatentStrategySchema, AmortizedPure.__init__),
     ],
-    ids=["model", "per_task", "maml", "meta_sgd", "affine"],
+    ids=[
+        "model",
+        "per_task",
+        "maml",
+        "meta_sgd",
+        "affine",
+        "amortized",
+        "universal",
+        "amortized_pure",
+    ],
 )
 def test_yaml_schema_and_python_defaults_agree(yaml, package, schema, function):
     in_yaml, in_schema, in_python = (

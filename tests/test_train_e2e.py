@@ -65,6 +65,17 @@ def test_eval_reproduces_the_reported_test_accuracy(trained_run):
     assert f"test/acc = {results['test/acc']:.4f}" in line and "(32 episodes)" in line
 
 
+def test_eval_results_name_the_batch_norm_mode_of_the_checkpoint(trained_run):
+    tmp_path, run_dir, _ = trained_run
+    trained = json.loads((run_dir / "results.json").read_text())
+    eval_dir = tmp_path / "eval_run"
+    checkpoint = f"ckpt_path={trained['best_ckpt']}"
+    proc = run("eval.py", tmp_path, checkpoint, f"hydra.run.dir={eval_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    evaluated = json.loads((eval_dir / "results.json").read_text())
+    assert evaluated["batch_norm"] == trained["batch_norm"] == "running statistics"
+
+
 def test_checkpoint_loads_with_weights_only(trained_run):
     _, run_dir, _ = trained_run
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)

@@ -39,6 +39,7 @@ INVALID_VALUES = {
     "data.test_episodes": st.integers(-3, 0),
     "data.image_size": st.integers(1, 15),
     "model.dropout": st.floats(1, 5),
+    "model.warmup_steps": st.integers(-5, -1),
 }
 
 
@@ -123,6 +124,10 @@ def test_every_rule_key_exists_in_the_default_config_or_the_strategy_it_belongs_
         (["strategy=meta_sgd", "model.finetune_steps=1"], "model.finetune_steps=1: must be 0"),
         (["strategy=maml", "strategy.inner_lr=0"], "strategy.inner_lr=0.0: must be > 0"),
         (["strategy=maml", "strategy.batch_norm=sometimes"], "strategy.batch_norm='sometimes'"),
+        (
+            ["strategy=universal", "strategy.batch_norm=support"],
+            "strategy.batch_norm='support': must be one of running, batch with strategy=universal",
+        ),
     ],
 )
 def test_strategy_keys_out_of_range_are_rejected_naming_key_and_value(overrides, expected):
@@ -133,6 +138,39 @@ def test_strategy_keys_out_of_range_are_rejected_naming_key_and_value(overrides,
 @pytest.mark.parametrize("strategy", ["maml", "fomaml", "meta_sgd", "protonet", "amortized_pure"])
 def test_each_strategy_is_valid_as_configured(strategy):
     assert config_problems(compose_train(f"strategy={strategy}")) == []
+
+
+@pytest.mark.parametrize("strategy", ["amortized", "universal", "amortized_pure"])
+def test_latent_strategies_take_the_transductive_batch_norm(strategy):
+    assert config_problems(compose_train(f"strategy={strategy}", "strategy.batch_norm=batch")) == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            ["model.lr_schedule=linear"],
+            "model.lr_schedule='linear': must be one of constant, cosine",
+        ),
+        (
+            ["model.lr_schedule=cosine", "trainer.max_steps=-1", "trainer.max_time=00:00:10:00"],
+            "trainer.max_steps=-1: must be >= 1 with model.lr_schedule=cosine",
+        ),
+        (
+            ["model.lr_schedule=cosine", "trainer.max_steps=100", "model.warmup_steps=100"],
+            "model.warmup_steps=100: must be < trainer.max_steps=100",
+        ),
+    ],
+    ids=["unknown schedule", "cosine without max_steps", "warm-up as long as the run"],
+)
+def test_learning_rate_schedules_are_checked(overrides, expected):
+    problems = config_problems(compose_train(*overrides))
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_a_warmup_without_cosine_needs_no_step_budget():
+    overrides = ["model.warmup_steps=50", "trainer.max_steps=-1", "trainer.max_time=00:00:10:00"]
+    assert config_problems(compose_train(*overrides)) == []
 
 
 def test_episode_shape_is_checked_against_the_dataset_sizes():
@@ -162,6 +200,16 @@ def test_train_script_exits_2_before_any_work(tmp_path):
     assert "data.n_way=1: must be >= 2" in proc.stderr and "model.lr=-1" in proc.stderr
     assert not (tmp_path / "data").exists()  # nothing was rendered or downloaded
     assert not (tmp_path / "out").exists()  # not even a run directory
+
+
+def test_train_script_refuses_a_cosine_schedule_without_a_step_budget(tmp_path):
+    from helpers import run_script
+
+    overrides = ["model.lr_schedule=cosine", "trainer.max_steps=-1", "trainer.max_time=00:00:01:00"]
+    proc = run_script("train.py", tmp_path, *overrides, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "trainer.max_steps=-1: must be >= 1 with model.lr_schedule=cosine" in proc.stderr
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_train_script_rejects_an_infinite_learning_rate(tmp_path):

@@ -10,6 +10,7 @@ from pathlib import Path
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import LearningRateMonitor as LightningLearningRateMonitor
 from lightning.pytorch.trainer.states import TrainerFn
 
 from leo_lightning.checkpoints import CheckpointError
@@ -142,3 +143,21 @@ class LastCheckpoint(Callback):
     def _save(self, trainer: L.Trainer) -> None:
         trainer.save_checkpoint(self.path)
         self._saved_step, self._saved_at = trainer.global_step, time.monotonic()
+
+
+class LearningRateMonitor(LightningLearningRateMonitor):
+    """Lightning's monitor of the outer learning rate (model.lr under model.lr_schedule), logged
+    as `lr-Adam`; it works under manual optimization, as it reads the optimizer's rate. Lightning's
+    fails a run that has no logger (e.g. `~logger.tensorboard`); this one does nothing there."""
+
+    def on_train_start(self, trainer: L.Trainer, *args, **kwargs) -> None:
+        if trainer.loggers:
+            super().on_train_start(trainer, *args, **kwargs)
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args, **kwargs) -> None:
+        if trainer.loggers:
+            super().on_train_batch_start(trainer, *args, **kwargs)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args, **kwargs) -> None:
+        if trainer.loggers:
+            super().on_train_epoch_start(trainer, *args, **kwargs)

@@ -90,6 +90,7 @@ def check_compatible(checkpoint: dict, module: nn.Module, ckpt_path: str | Path)
     ]
     problems += _changed_initial_values(checkpoint, module)
     problems += _changed_step_counts(checkpoint, module)
+    problems += _changed_schedule(checkpoint, module)
     if problems:
         listed = "\n".join(f"  - {p}" for p in problems[:20])
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
@@ -138,6 +139,36 @@ def _changed_step_counts(checkpoint: dict, module: nn.Module) -> list[str]:
         for key in ("inner_steps", "finetune_steps")
         if key in saved and key in configured and saved[key] != configured[key]
     ]
+
+
+# What shapes the learning-rate schedule, with the value a checkpoint from before the key meant.
+# A resumed run continues the checkpoint's scheduler (Lightning restores its state), so these
+# cannot change on resume. (model.lr can: the whole curve scales with it, LEOModule.)
+SCHEDULE_KEYS = {"lr_schedule": "constant", "warmup_steps": 0}
+
+
+def _changed_schedule(checkpoint: dict, module: nn.Module) -> list[str]:
+    saved = checkpoint.get("hyper_parameters") or {}
+    configured = getattr(module, "hparams", {})
+    problems = [
+        f"model.{key}: checkpoint {saved.get(key, old)!r}, configured {configured[key]!r} (it "
+        "shapes the learning-rate schedule, which a resumed run continues)"
+        for key, old in SCHEDULE_KEYS.items()
+        if key in configured and saved.get(key, old) != configured[key]
+    ]
+    if configured.get("lr_schedule") == "cosine":
+        before = _max_steps(checkpoint.get(CHECKPOINT_KEY, {}).get("config"))
+        now = _max_steps(getattr(module, "run_config", None))
+        if None not in (before, now) and before != now:
+            problems.append(
+                f"trainer.max_steps: checkpoint {before}, configured {now} (the length of the "
+                "cosine schedule, which a resumed run continues)"
+            )
+    return problems
+
+
+def _max_steps(config: dict | None) -> int | None:
+    return ((config or {}).get("trainer") or {}).get("max_steps")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

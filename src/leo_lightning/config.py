@@ -140,6 +140,8 @@ class LEOSchema:
     l2_weight: float = 1e-8
     orthogonality_weight: float = 1e-3
     lr: float = 1e-3
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
     grad_clip_value: float = 0.1
     grad_clip_norm: float = 0.1
     max_consecutive_skips: int = 25
@@ -156,6 +158,11 @@ class LEOSchema:
 @dataclass
 class StrategySchema:
     _target_: str = MISSING
+
+
+@dataclass
+class LatentStrategySchema(StrategySchema):
+    batch_norm: str = "running"
 
 
 @dataclass
@@ -256,6 +263,7 @@ def register_configs() -> None:
     cs.store(name="schema_augment_affine", node=AffineAugmentSchema)
     cs.store(name="schema_leo", node=LEOSchema)
     cs.store(name="schema_strategy", node=StrategySchema)
+    cs.store(name="schema_latent", node=LatentStrategySchema)
     cs.store(name="schema_per_task", node=PerTaskSchema)
     cs.store(name="schema_maml", node=MAMLSchema)
     cs.store(name="schema_trainer", node=TrainerSchema)

@@ -209,7 +209,8 @@ class LEO:
         """One outer update on one task (or a batch of tasks), exactly as a training step of
         `leo-train` (sampling, dropout and BatchNorm batch statistics; the meta-loss, per-tensor
         clipping, a non-finite loss or gradient skips the update). Adam with `model.lr`, kept
-        between calls. Returns the meta-loss before the update."""
+        between calls; constant (model.lr_schedule=constant, no warm-up: only a Trainer knows
+        a run's length). Returns the meta-loss before the update."""
         if not self.module.strategy.meta_trained:
             raise TypeError(f"strategy {self._strategy_name} has nothing to meta-train")
         support, batched = self._examples(support_x, "support_x")
@@ -236,6 +237,13 @@ class LEO:
         return float(terms["loss"].detach())
 
     def _outer_optimizer(self) -> torch.optim.Optimizer:
+        hp = self.module.hparams
+        if hp.lr_schedule != "constant" or hp.warmup_steps:
+            raise ValueError(
+                f"model.lr_schedule={hp.lr_schedule} model.warmup_steps={hp.warmup_steps}: "
+                "meta_train_step steps at a constant model.lr; a schedule runs under a Trainer "
+                "(leo_lightning.train), which knows the run's length"
+            )
         if self._optimizer is None:
             self._optimizer = self.module.configure_optimizers()
             if self._optimizer_state is not None:

@@ -21,7 +21,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from leo_lightning import dashboards, precision
+from leo_lightning import dashboards, precision, schedules
 from leo_lightning.checkpoints import CHECKPOINT_KEY
 from leo_lightning.clipping import all_finite, clip_per_tensor_
 from leo_lightning.data.episode import Episode
@@ -75,6 +75,8 @@ class LEOModule(L.LightningModule):
         l2_weight: float = 1e-8,
         orthogonality_weight: float = 1e-3,
         lr: float = 1e-3,
+        lr_schedule: str = "constant",
+        warmup_steps: int = 0,
         grad_clip_value: float = 0.1,
         grad_clip_norm: float = 0.1,
         max_consecutive_skips: int = 25,
@@ -215,6 +217,8 @@ class LEOModule(L.LightningModule):
             optimizer.step()
             self._stop_if_weights_are_non_finite()
             self.consecutive_skips = 0
+            if attached and (scheduler := self.lr_schedulers()) is not None:
+                scheduler.step()  # model.lr_schedule moves once per applied update
         else:
             self._skip_update(batch_idx)
         return terms, out
@@ -290,7 +294,15 @@ class LEOModule(L.LightningModule):
         self.log("train/query_acc", query_acc, prog_bar=True, batch_size=n_tasks)
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        """Adam at model.lr, with model.lr_schedule's scheduler if it has one (schedules.py).
+        Lightning saves and restores the scheduler; meta_update steps it (manual optimization)."""
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        max_steps = self.trainer.max_steps if self._trainer is not None else -1
+        hp = self.hparams
+        scheduler = schedules.build_scheduler(optimizer, hp.lr_schedule, hp.warmup_steps, max_steps)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler}}
 
     # -- evaluation -------------------------------------------------------------------------------
 
@@ -428,17 +440,25 @@ class LEOModule(L.LightningModule):
         """Lightning restores the optimizer with the checkpoint's learning rate, so a resume
         with another model.lr (a common, legitimate change) trained with the old one while the
         hparams and TensorBoard recorded the new one. The configured rate goes into the
-        checkpoint's optimizer state here, before Lightning loads it from this same dict."""
+        checkpoint's optimizer state here, before Lightning loads it from this same dict.
+        Under a schedule the whole curve moves: the rate of this step scales with the base."""
         groups = [g for s in checkpoint.get("optimizer_states", []) for g in s["param_groups"]]
-        previous = {group["lr"] for group in groups}
+        previous = {group.get("initial_lr", group["lr"]) for group in groups}
         if previous and previous != {self.hparams.lr}:
             log.info(
                 "resuming with model.lr=%g (the checkpoint's optimizer had lr=%s)",
                 self.hparams.lr,
                 ", ".join(f"{lr:g}" for lr in sorted(previous)),
             )
+        ratio = 1.0
         for group in groups:
-            group["lr"] = self.hparams.lr
+            if "initial_lr" in group:  # set by a scheduler: the base of its curve
+                ratio = self.hparams.lr / group["initial_lr"]
+                group["lr"], group["initial_lr"] = group["lr"] * ratio, self.hparams.lr
+            else:
+                group["lr"] = self.hparams.lr
+        for state in checkpoint.get("lr_schedulers", []):  # one optimizer, one parameter group
+            schedules.rebase_scheduler_state(state, self.hparams.lr, ratio)
 
 
 def add_finite_histogram(writer: Any, tag: str, values: Tensor, step: int) -> None:

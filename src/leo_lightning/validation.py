@@ -21,6 +21,9 @@ from leo_lightning.data.augment import affine_problems
 from leo_lightning.models.leo import DECODERS
 from leo_lightning.models.relation_rounds import RELATIONS
 from leo_lightning.precision import CHOICES as PRECISION_CHOICES
+from leo_lightning.schedules import SCHEDULES
+from leo_lightning.strategies.base import LATENT_BATCH_NORM_MODES
+from leo_lightning.strategies.maml import BATCH_NORM_MODES as MAML_BATCH_NORM_MODES
 
 
 class ConfigError(ValueError):
@@ -69,6 +72,8 @@ RULES = (
     Rule("model.grad_clip_value", _positive, "> 0"),
     Rule("model.grad_clip_norm", _positive, "> 0"),
     Rule("model.max_consecutive_skips", _at_least(1), ">= 1"),
+    Rule("model.lr_schedule", lambda v: v in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
+    Rule("model.warmup_steps", _at_least(0), ">= 0"),
     Rule(
         "model.backbone_autocast",
         lambda v: v in PRECISION_CHOICES,
@@ -82,16 +87,12 @@ RULES = (
     Rule("callbacks.last_checkpoint.every_n_steps", _at_least(1), ">= 1 (or null)"),
     Rule("callbacks.last_checkpoint.every_seconds", _at_least(0), ">= 0 (or null)"),
     Rule("strategy.inner_lr", _positive, "> 0"),  # maml, meta_sgd
-    Rule(
-        "strategy.batch_norm",
-        lambda v: v in ("running", "batch", "support"),
-        "one of running, batch, support",
-    ),
 )
 
 # Strategies that take no steps, and those whose steps are SGD steps on every parameter.
 NO_STEPS = {"AmortizedPure": "amortized_pure", "ProtoNet": "protonet"}
 SGD_STEPS = {"MAML": "maml", "MetaSGD": "meta_sgd"}
+LATENT = {"Amortized": "amortized", "AmortizedPure": "amortized_pure", "Universal": "universal"}
 
 
 def config_problems(cfg: DictConfig) -> list[str]:
@@ -108,6 +109,8 @@ def config_problems(cfg: DictConfig) -> list[str]:
     problems += _input_shape_problems(cfg)
     problems += _strategy_step_problems(cfg)
     problems += _switch_config_problems(cfg)
+    problems += _batch_norm_problems(cfg)
+    problems += _schedule_problems(cfg)
     problems += _split_capacity_problems(cfg)
     problems += _augment_problems(cfg)
     problems += _within_alphabet_problems(cfg)
@@ -195,7 +198,7 @@ def _input_shape_problems(cfg: DictConfig) -> list[str]:
 
 def _strategy_step_problems(cfg: DictConfig) -> list[str]:
     """Step counts a strategy would silently ignore, or that leave it at chance."""
-    target = str(OmegaConf.select(cfg, "strategy._target_", default="") or "").rsplit(".", 1)[-1]
+    target = _strategy_target(cfg)
     steps = {key: OmegaConf.select(cfg, f"model.{key}", default=0) or 0 for key in STEP_KEYS}
     if target in NO_STEPS:
         return [
@@ -315,6 +318,45 @@ def _switch_config_problems(cfg: DictConfig) -> list[str]:
     )
     problems = switch_problems(target, model)
     return [p for p in problems if not p.startswith(invalid)] if invalid else problems
+
+
+def _batch_norm_problems(cfg: DictConfig) -> list[str]:
+    """strategy.batch_norm: running, batch or support for maml and meta_sgd; running or batch
+    for the latent strategies, whose support set alone never normalises anything."""
+    mode = OmegaConf.select(cfg, "strategy.batch_norm", default=None)
+    if mode is None:
+        return []
+    target = _strategy_target(cfg)
+    allowed = LATENT_BATCH_NORM_MODES if target in LATENT else MAML_BATCH_NORM_MODES
+    if mode in allowed:
+        return []
+    which = f" with strategy={LATENT[target]}" if target in LATENT else ""
+    return [f"strategy.batch_norm={mode!r}: must be one of {', '.join(allowed)}{which}"]
+
+
+def _schedule_problems(cfg: DictConfig) -> list[str]:
+    """A cosine schedule is as long as the run, so the run needs a length in steps."""
+    if OmegaConf.select(cfg, "model.lr_schedule", default=None) != "cosine":
+        return []
+    max_steps = OmegaConf.select(cfg, "trainer.max_steps", default=None)
+    warmup = OmegaConf.select(cfg, "model.warmup_steps", default=0) or 0
+    if max_steps is None or max_steps < 1:
+        return [
+            f"trainer.max_steps={max_steps}: must be >= 1 with model.lr_schedule=cosine, whose "
+            "curve ends at trainer.max_steps (with a trainer.max_time budget, set "
+            "trainer.max_steps to the steps that fit it)"
+        ]
+    if warmup >= max_steps:
+        return [
+            f"model.warmup_steps={warmup}: must be < trainer.max_steps={max_steps} with "
+            "model.lr_schedule=cosine"
+        ]
+    return []
+
+
+def _strategy_target(cfg: DictConfig) -> str:
+    """The strategy's class name (leo_lightning.strategies.MAML -> MAML)."""
+    return str(OmegaConf.select(cfg, "strategy._target_", default="") or "").rsplit(".", 1)[-1]
 
 
 def _split_capacity_problems(cfg: DictConfig) -> list[str]:

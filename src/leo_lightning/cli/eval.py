@@ -50,6 +50,7 @@ def evaluate(cfg: DictConfig) -> dict:
     print(format_accuracy(metrics))
     results = {"ckpt_path": str(cfg.ckpt_path), "strategy": type(module.strategy).__name__}
     results.update(metrics)
+    results["batch_norm"] = module.strategy.batch_norm_mode(module.net)  # as train.py records it
     results["backbone_precision"] = precision.as_record(module.net.precision)
     write_json(Path(HydraConfig.get().runtime.output_dir) / "results.json", results)
     return results

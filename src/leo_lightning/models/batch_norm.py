@@ -9,6 +9,7 @@ its first `n_reference` examples: the support examples are normalised exactly as
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import torch
@@ -71,3 +72,19 @@ def use_support_statistics(network: nn.Module, n_reference: int | None) -> None:
 
 def has_batch_norm(network: nn.Module) -> bool:
     return any(isinstance(m, _BatchNorm | SupportBatchNorm) for m in network.modules())
+
+
+@contextlib.contextmanager
+def batch_statistics(network: nn.Module):
+    """For the duration, every BatchNorm layer of `network` normalises each batch with that
+    batch's own statistics, in evaluation mode too, and leaves no trace: its running statistics
+    are set aside (as in a layer that tracks none) and put back afterwards, untouched."""
+    norms = [m for m in network.modules() if isinstance(m, _BatchNorm)]
+    saved = [(m.running_mean, m.running_var, m.num_batches_tracked) for m in norms]
+    for m in norms:
+        m.running_mean = m.running_var = m.num_batches_tracked = None
+    try:
+        yield
+    finally:
+        for m, (mean, var, count) in zip(norms, saved):
+            m.running_mean, m.running_var, m.num_batches_tracked = mean, var, count

@@ -17,8 +17,8 @@ from leo_lightning.strategies.base import LatentStrategy, ModelDims
 
 
 class Amortized(LatentStrategy):
-    def __init__(self, dims: ModelDims):
-        super().__init__()
+    def __init__(self, dims: ModelDims, batch_norm: str = "running"):
+        super().__init__(batch_norm)
         self.encoder = Encoder(dims.feature_dim, dims.latent_dim, dims.dropout)
         self.relation = build_relation(dims.relation, dims.latent_dim, dims.relation_rounds)
 

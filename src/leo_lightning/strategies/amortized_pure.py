@@ -8,8 +8,6 @@ say (the validation rejects non-zero values, so a run never claims steps it did 
 
 from __future__ import annotations
 
-import torch
-
 from leo_lightning.data.episode import Episode
 from leo_lightning.models.leo import LEONet
 from leo_lightning.strategies.amortized import Amortized
@@ -18,9 +16,8 @@ from leo_lightning.strategies.base import TaskOutput, n_way_of
 
 class AmortizedPure(Amortized):
     def forward(self, net: LEONet, episode: Episode) -> TaskOutput:
-        n_way, n_support = n_way_of(episode), episode.support_y.shape[1]
-        both = torch.cat([episode.support_x, episode.query_x], dim=1)
-        support, query = net.features(both).split([n_support, both.shape[1] - n_support], dim=1)
+        n_way = n_way_of(episode)
+        support, query = self.episode_features(net, episode)
         z, kl = self.initial_latents(net, support, episode.support_y, n_way)
         return TaskOutput(
             query_logits=net.logits(query, net.decode(z)),

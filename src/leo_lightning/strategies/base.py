@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from leo_lightning.data.episode import Episode
-from leo_lightning.models.batch_norm import has_batch_norm
+from leo_lightning.models.batch_norm import batch_statistics, has_batch_norm
 from leo_lightning.models.leo import LEONet
 
 
@@ -90,11 +90,46 @@ class Strategy(nn.Module, ABC):
         return []
 
 
+#: `strategy.batch_norm` of the latent strategies (maml's `support` has no meaning for them).
+LATENT_BATCH_NORM_MODES = ("running", "batch")
+
+
 class LatentStrategy(Strategy):
     """Strategies that start from latent codes: z0 -> latent steps -> decode -> fine-tune.
 
-    Subclasses only say where z0 comes from.
+    Subclasses only say where z0 comes from. `batch_norm` says how the backbone's BatchNorm
+    normalises at evaluation: `running`, with the running statistics of meta-training (each
+    query on its own); `batch`, with the statistics of each episode's own support and query
+    examples (transductive: a query's prediction depends on the episode's other examples, but
+    never on the other episodes of an evaluation batch). Meta-training normalises over the
+    whole meta-batch in both modes.
     """
+
+    def __init__(self, batch_norm: str = "running"):
+        super().__init__()
+        if batch_norm not in LATENT_BATCH_NORM_MODES:
+            raise ValueError(
+                f"strategy.batch_norm={batch_norm!r}: must be one of {LATENT_BATCH_NORM_MODES}"
+            )
+        self.batch_norm = batch_norm
+
+    def episode_features(self, net: LEONet, episode: Episode) -> tuple[Tensor, Tensor]:
+        """Support and query features [B, N*K, F], [B, N*Q, F] from one backbone pass over
+        both (in meta-training BatchNorm sees the whole meta-batch); one pass per episode at a
+        transductive evaluation, so that each episode is normalised by its own statistics."""
+        n_support = episode.support_y.shape[1]
+        both = torch.cat([episode.support_x, episode.query_x], dim=1)
+        if self.batch_norm == "batch" and not net.training:
+            with batch_statistics(net.backbone):
+                features = torch.stack([net.features(task) for task in both])
+        else:
+            features = net.features(both)
+        return features.split([n_support, both.shape[1] - n_support], dim=1)
+
+    def batch_norm_mode(self, net: LEONet) -> str:
+        if self.batch_norm == "batch" and has_batch_norm(net.backbone):
+            return BN_TRANSDUCTIVE
+        return super().batch_norm_mode(net)
 
     @abstractmethod
     def initial_latents(
@@ -103,10 +138,8 @@ class LatentStrategy(Strategy):
         """support features [B, N*K, F], labels [B, N*K] -> z0 [B, N, d] and its KL (scalar)."""
 
     def forward(self, net: LEONet, episode: Episode) -> TaskOutput:
-        n_way, n_support = n_way_of(episode), episode.support_y.shape[1]
-        # One backbone pass over support and query: BatchNorm sees the whole meta-batch.
-        both = torch.cat([episode.support_x, episode.query_x], dim=1)
-        support, query = net.features(both).split([n_support, both.shape[1] - n_support], dim=1)
+        n_way = n_way_of(episode)
+        support, query = self.episode_features(net, episode)
         z0, kl = self.initial_latents(net, support, episode.support_y, n_way)
         z, latent_losses = net.adapt_latents(z0, support, episode.support_y)
         # Pulls the initial code towards the adapted one; only z0 receives the gradient.

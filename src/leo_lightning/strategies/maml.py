@@ -35,10 +35,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from leo_lightning.data.episode import Episode
 from leo_lightning.models.batch_norm import (
+    batch_statistics,
     has_batch_norm,
     use_support_statistics,
     with_support_batch_norm,
@@ -154,9 +154,7 @@ class MAML(Strategy):
             k[len("backbone.") :]: v for k, v in params.items() if k.startswith("backbone.")
         }
         transductive = self.batch_norm == "batch" and not net.training
-        if transductive:  # running statistics updated in copies, so evaluation leaves no trace
-            backbone.update({k: b.clone() for k, b in network.named_buffers()})
-        with _batch_statistics(network) if transductive else contextlib.nullcontext():
+        with batch_statistics(network) if transductive else contextlib.nullcontext():
             features = net.features(
                 x, backbone=lambda t: functional_call(network, backbone, (t,)), normalize=False
             )
@@ -172,18 +170,3 @@ class MAML(Strategy):
             return BN_NONE
         modes = {"running": BN_RUNNING, "batch": BN_TRANSDUCTIVE, "support": BN_SUPPORT}
         return modes[self.batch_norm]
-
-
-@contextlib.contextmanager
-def _batch_statistics(backbone: torch.nn.Module):
-    """BatchNorm layers in training mode (batch statistics) for the duration; their previous
-    modes are restored afterwards."""
-    norms = [m for m in backbone.modules() if isinstance(m, _BatchNorm)]
-    modes = [m.training for m in norms]
-    for m in norms:
-        m.train()
-    try:
-        yield
-    finally:
-        for m, training in zip(norms, modes):
-            m.train(training)

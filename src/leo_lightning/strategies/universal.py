@@ -16,8 +16,8 @@ from leo_lightning.strategies.base import LatentStrategy, ModelDims
 
 
 class Universal(LatentStrategy):
-    def __init__(self, dims: ModelDims):
-        super().__init__()
+    def __init__(self, dims: ModelDims, batch_norm: str = "running"):
+        super().__init__(batch_norm)
         self.z_meta = nn.Parameter(torch.zeros(dims.latent_dim))
 
     def initial_latents(
