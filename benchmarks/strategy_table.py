@@ -44,13 +44,16 @@ SCHEDULE = [
 
 def run(command: list[str]) -> None:
     progress(" ".join(command))
-    subprocess.run(command, cwd=ROOT, check=True)
+    subprocess.run(command, cwd=ROOT, check=True, stdout=sys.stderr)  # stdout: the JSON alone
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("table", choices=sorted(TABLES))
     parser.add_argument("--budget", default="00:00:03:00", help="trainer.max_time per strategy")
+    parser.add_argument(
+        "--test-episodes", type=int, default=None, help="the first N fixed test episodes"
+    )
     parser.add_argument("--per-task-episodes", type=int, default=200)
     parser.add_argument("--skip-sweep", action="store_true", help="it already ran in --out")
     parser.add_argument("--out", type=Path, default=None, help="default outputs/bench/<table>")
@@ -58,9 +61,11 @@ def main() -> None:
     out = (args.out or ROOT / "outputs" / "bench" / args.table).resolve()
     per_task_out = out.with_name(out.name + "_per_task")
     train = [sys.executable, "scripts/train.py", "-m", *TABLES[args.table]]
+    test_episodes = [f"data.test_episodes={args.test_episodes}"] if args.test_episodes else []
     commands = [
         train
         + [
+            *test_episodes,
             f"strategy={META_LEARNED}",
             *SCHEDULE,
             f"trainer.max_time={args.budget}",
@@ -69,7 +74,7 @@ def main() -> None:
         train
         + [
             "strategy=per_task",
-            f"data.test_episodes={args.per_task_episodes}",
+            f"data.test_episodes={min(args.per_task_episodes, args.test_episodes or 1000)}",
             f"hydra.sweep.dir={per_task_out}",
         ],
     ]

@@ -93,7 +93,11 @@ TINY_CONV4 = ["model.latent_dim=8", "model.backbone.channels=8"]
 
 
 def run_script(script: str, tmp_path, *args: str, timeout: int = 300, **env_overrides):
-    """Run scripts/<script> in a subprocess with outputs and the data cache under tmp_path."""
+    """Run scripts/<script> in a subprocess with outputs and the data cache under tmp_path.
+
+    The script runs in a session of its own, and a timeout kills the whole session: a DDP run's
+    further ranks are its children, and killing the script alone left them running (and
+    holding a core) after the test had failed."""
     import sys
 
     from conftest import ROOT
@@ -101,13 +105,29 @@ def run_script(script: str, tmp_path, *args: str, timeout: int = 300, **env_over
     env = dict(os.environ, LEO_OUTPUT_DIR=str(tmp_path / "outputs"))
     env.setdefault("LEO_DATA_DIR", str(tmp_path / "data"))
     env.update(env_overrides)
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / script), *args],
+    return run_command([sys.executable, str(ROOT / "scripts" / script), *args], env, timeout)
+
+
+def run_command(command: list[str], env: dict, timeout: float) -> subprocess.CompletedProcess:
+    """subprocess.run(capture_output=True, text=True), but a timeout kills the command's whole
+    session, its children included."""
+    import signal
+
+    with subprocess.Popen(
+        command,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-    )
+        start_new_session=True,
+    ) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
 
 
 def train_checkpoint(tmp_path, name: str, *overrides: str):
