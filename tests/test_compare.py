@@ -48,7 +48,7 @@ def test_compare_lists_every_job_and_marks_failed_ones(tmp_path):
     assert "| 2 | `strategy=pertask model.inner_steps=100` | PerTask | 100 + 100 | failed" in table
     assert (tmp_path / "compare.md").read_text().count("\n|") == 5  # header, rule, three jobs
     row = next(line for line in table.splitlines() if line.startswith("| 0 |"))
-    assert row.endswith("| 89.00 % | 3.0 | 12 | 12.5 | 11,525 | running statistics |")
+    assert row.endswith("| 89.00 % | 3.0 | 12 |  | 12.5 | 11,525 | running statistics |")
     assert "measured with torch.profiler memory timeline" in table
     assert (tmp_path / "compare.png").stat().st_size > 1000
 
@@ -136,3 +136,12 @@ def test_several_multiruns_make_one_table_with_jobs_named_by_their_directory(tmp
     assert "| sweep/1 | `strategy=maml` |" in table
     assert "| per_task/0 | `strategy=per_task` |" in table
     assert (sweep / "compare.md").is_file() and not (single / "compare.md").exists()
+
+
+def test_the_table_shows_how_many_meta_steps_each_job_took_in_its_budget(tmp_path):
+    fake_job(tmp_path, 0, "Amortized", 5, acc=0.9)
+    results = tmp_path / "0" / "results.json"
+    results.write_text(json.dumps({**json.loads(results.read_text()), "meta_train_steps": 1399}))
+    header, _, row = compare(tmp_path).splitlines()[:3]
+    cells = dict(zip(header.split(" | "), row.split(" | ")))
+    assert cells["meta-steps"] == "1399"
