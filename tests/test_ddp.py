@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from helpers import TINY_RUN, train_checkpoint
@@ -44,6 +46,12 @@ CASES = {
 }
 
 
+# A convolution's bias right before BatchNorm has a gradient of exactly zero in theory (the
+# normalisation subtracts it again), so in practice rounding noise, which Adam scales up to
+# full-size steps: 3 such steps differ between any two summation orders. Not compared.
+BIAS_BEFORE_BATCH_NORM = re.compile(r"net\.backbone\.blocks\.\d+\.0\.bias")
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_ddp_ranks_agree_and_match_one_process_over_the_union_of_their_episodes(tmp_path, case):
     overrides = CASES[case]
@@ -51,6 +59,8 @@ def test_ddp_ranks_agree_and_match_one_process_over_the_union_of_their_episodes(
     single = train(tmp_path, "single", "data.meta_batch_size=4", *overrides)
     assert ddp["global_step"] == single["global_step"] == 3
     for name, value in single["state_dict"].items():
+        if BIAS_BEFORE_BATCH_NORM.fullmatch(name):
+            continue
         assert torch.allclose(ddp["state_dict"][name], value, atol=1e-5, rtol=1e-4), name
     # The update moved the weights: the comparison is not between two untouched inits.
     init = train(tmp_path, "init", "data.meta_batch_size=4", "trainer.max_steps=1", *overrides)
