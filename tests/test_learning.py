@@ -11,36 +11,41 @@ from leo_lightning.data.glyphs import GlyphSource
 
 pytestmark = pytest.mark.slow
 
+CONV4_16 = {"_target_": "leo_lightning.models.Conv4", "in_channels": 1, "channels": 16}
 
-def test_short_fit_on_glyphs_lifts_validation_accuracy_far_above_chance(tmp_path):
-    L.seed_everything(0)
+
+def glyph_episodes(tmp_path, classes: int, examples: int, n_query: int, val_episodes: int):
+    """5-way 1-shot episodes of real glyphs: `classes` for training, a fifth of that each for
+    validation and test."""
     source = GlyphSource(
-        tmp_path, train_classes=200, val_classes=40, test_classes=40, examples_per_class=8
+        tmp_path,
+        train_classes=classes,
+        val_classes=classes // 5,
+        test_classes=classes // 5,
+        examples_per_class=examples,
     )
-    datamodule = EpisodicDataModule(
+    return EpisodicDataModule(
         source,
         image_size=28,
         channels=1,
         n_way=5,
         k_shot=1,
-        n_query=5,
+        n_query=n_query,
         meta_batch_size=4,
         eval_batch_size=20,
-        val_episodes=100,
+        val_episodes=val_episodes,
         test_episodes=20,
     )
-    module = tiny_module(
-        backbone={"_target_": "leo_lightning.models.Conv4", "in_channels": 1, "channels": 16},
-        latent_dim=16,
-        lr=3e-3,
-    )
+
+
+def test_short_fit_on_glyphs_lifts_validation_accuracy_far_above_chance(tmp_path):
+    L.seed_everything(0)
+    datamodule = glyph_episodes(tmp_path, classes=200, examples=8, n_query=5, val_episodes=100)
+    module = tiny_module(backbone=CONV4_16, latent_dim=16, lr=3e-3)
     trainer = quiet_trainer(max_steps=150, val_check_interval=150)
     trainer.fit(module, datamodule=datamodule)
     accuracy = trainer.callback_metrics["val/acc"].item()
     assert accuracy > 0.6, accuracy  # chance is 0.2
-
-
-CONV4_16 = {"_target_": "leo_lightning.models.Conv4", "in_channels": 1, "channels": 16}
 
 
 @pytest.mark.parametrize(
@@ -65,21 +70,7 @@ CONV4_16 = {"_target_": "leo_lightning.models.Conv4", "in_channels": 1, "channel
 )
 def test_each_baseline_learns_a_tiny_glyph_task_within_a_few_steps(tmp_path, strategy, overrides):
     L.seed_everything(0)
-    source = GlyphSource(
-        tmp_path, train_classes=100, val_classes=20, test_classes=20, examples_per_class=6
-    )
-    datamodule = EpisodicDataModule(
-        source,
-        image_size=28,
-        channels=1,
-        n_way=5,
-        k_shot=1,
-        n_query=3,
-        meta_batch_size=4,
-        eval_batch_size=20,
-        val_episodes=40,
-        test_episodes=20,
-    )
+    datamodule = glyph_episodes(tmp_path, classes=100, examples=6, n_query=3, val_episodes=40)
     pure = strategy["_target_"].endswith("AmortizedPure")  # no inner loop to help it along
     if pure:  # the amortized test's model and budget above
         overrides = {**overrides, "latent_dim": 16}
