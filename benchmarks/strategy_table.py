@@ -62,6 +62,8 @@ def main() -> None:
     per_task_out = out.with_name(out.name + "_per_task")
     train = [sys.executable, "scripts/train.py", "-m", *TABLES[args.table]]
     test_episodes = [f"data.test_episodes={args.test_episodes}"] if args.test_episodes else []
+    # per_task's episodes are a prefix of the others': never more than they had.
+    per_task_episodes = min(args.per_task_episodes, args.test_episodes or args.per_task_episodes)
     commands = [
         train
         + [
@@ -74,7 +76,7 @@ def main() -> None:
         train
         + [
             "strategy=per_task",
-            f"data.test_episodes={min(args.per_task_episodes, args.test_episodes or 1000)}",
+            f"data.test_episodes={per_task_episodes}",
             f"hydra.sweep.dir={per_task_out}",
         ],
     ]
