@@ -66,8 +66,8 @@ def test_decode_to_params_names_the_classifier_weights(leo, episodes):
 
 
 def test_classifier_on_the_adapted_params_gives_the_evaluation_logits(leo, episodes):
-    """The same logits as leo-eval's test step (LEOModule._evaluate under Lightning's no_grad)
-    for the same batch of episodes, step by step through the API."""
+    """The same logits as leo-eval's test step (LEOModule.adapt_and_score under Lightning's
+    no_grad) for the same batch of episodes, step by step through the API."""
     x, y = episodes.support_x, episodes.support_y
     codes = leo.inner_update(x, y, leo.encode_task(x, y))
     params = leo.finetune_params(x, y, leo.decode_to_params(codes))
@@ -75,7 +75,7 @@ def test_classifier_on_the_adapted_params_gives_the_evaluation_logits(leo, episo
 
     module = leo.module.eval()
     with torch.no_grad():
-        expected, _, _ = module._evaluate(episodes)
+        expected, _, _ = module.adapt_and_score(episodes)
     torch.testing.assert_close(logits, expected.query_logits)
 
 

@@ -209,3 +209,15 @@ def test_eval_episodes_are_divided_between_ranks_without_loss_or_repeats():
         seen += [tuple(b.support_x.flatten().tolist()) for b in dm.test_dataloader().dataset]
     single = make_datamodule(test_episodes=8).test_dataloader().dataset
     assert sorted(seen) == sorted(tuple(e.support_x.flatten().tolist()) for e in single)
+
+
+@pytest.mark.parametrize("within_group", [False, True])
+def test_fixed_episode_classes_name_the_pool_class_behind_every_label(within_group):
+    examples = 8
+    pool = id_pool(examples=examples).with_groups(["a"] * 5 + ["b"] * 5)
+    fixed = FixedEpisodes(pool, EpisodeShape(5, 1, 3), 7, "test", 20, within_group)
+    for index in range(20):
+        episode, classes = fixed[index], fixed.classes(index)
+        assert classes.shape == (5,)
+        for x, y in [(episode.support_x, episode.support_y), (episode.query_x, episode.query_y)]:
+            assert torch.equal(x.flatten() // examples, classes[y])  # label j is class classes[j]

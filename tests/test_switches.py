@@ -252,7 +252,7 @@ def test_the_research_api_steps_give_the_evaluation_logits_with_every_switch_on(
     codes = leo.inner_update(x, y, leo.encode_task(x, y))
     params = leo.finetune_params(x, y, leo.decode_to_params(codes))
     logits = leo.classifier(episode.query_x, params)
-    expected, _, _ = leo.module.eval()._evaluate(episode)
+    expected, _, _ = leo.module.eval().adapt_and_score(episode)
     torch.testing.assert_close(logits, expected.query_logits)
 
 

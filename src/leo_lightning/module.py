@@ -307,7 +307,7 @@ class LEOModule(L.LightningModule):
     # -- evaluation -------------------------------------------------------------------------------
 
     @_flushing_subnormals
-    def _evaluate(self, batch: Episode) -> tuple[TaskOutput, Tensor, float]:
+    def adapt_and_score(self, batch: Episode) -> tuple[TaskOutput, Tensor, float]:
         """The strategy's output, per-episode accuracy [B] and the wall time of adaptation
         (seconds, data excluded)."""
         _synchronize(self.device)
@@ -322,7 +322,7 @@ class LEOModule(L.LightningModule):
         self._latent_norms, self._shown_episode = [], None
 
     def validation_step(self, batch: Episode, batch_idx: int) -> None:
-        out, accuracy, _ = self._evaluate(batch)
+        out, accuracy, _ = self.adapt_and_score(batch)
         self.val_acc.update(accuracy)
         if self._tensorboards() and self.trainer.is_global_zero:  # only rank 0 writes events
             self._collect_dashboards(batch, batch_idx, out)
@@ -390,7 +390,7 @@ class LEOModule(L.LightningModule):
         self._adapt_seconds, self._adapt_tasks = 0.0, 0
 
     def test_step(self, batch: Episode, batch_idx: int) -> None:
-        _, accuracy, seconds = self._evaluate(batch)
+        _, accuracy, seconds = self.adapt_and_score(batch)
         self.test_acc.update(accuracy)
         self._adapt_seconds += seconds
         self._adapt_tasks += accuracy.numel()

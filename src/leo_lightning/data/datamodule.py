@@ -186,13 +186,18 @@ class EpisodicDataModule(L.LightningDataModule):
     def _fixed_loader(self, split: str, length: int) -> DataLoader:
         """Each rank takes every world_size-th episode: no episode is lost or seen twice (a
         DistributedSampler would pad with repeats), and the metrics sum exactly over ranks."""
-        episodes = FixedEpisodes(
-            self.pools[split], self.shape, self.seed, split, length, self.within_alphabet
-        )
+        episodes = self.fixed_episodes(split, length)
         rank, world_size = self._rank_and_world_size()
         if world_size > 1:
             episodes = Subset(episodes, range(rank, length, world_size))
         return self._loader(episodes, self.eval_batch_size)
+
+    def fixed_episodes(self, split: str, length: int) -> FixedEpisodes:
+        """The first ``length`` fixed episodes of ``split``, as validation and test draw them
+        (after ``setup``)."""
+        return FixedEpisodes(
+            self.pools[split], self.shape, self.seed, split, length, self.within_alphabet
+        )
 
     def _batches_trained(self) -> int:
         """Where a resumed run continues the stream: the training batches already processed

@@ -10,7 +10,11 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 from leo_lightning.data.augment import Augmentation, augment_episode
 from leo_lightning.data.class_pool import ClassPool
 from leo_lightning.data.episode import Episode
-from leo_lightning.data.sampling import episode_generator, sample_episode
+from leo_lightning.data.sampling import (
+    episode_generator,
+    sample_episode,
+    sample_episode_and_classes,
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,16 @@ class FixedEpisodes(Dataset):
             self.pool, *_astuple(self.shape), generator=g, within_group=self.within_group
         )
         return episode._replace(index=torch.tensor(index))
+
+    def classes(self, index: int) -> torch.Tensor:
+        """[N] long: the pool class behind each label of episode ``index`` (entry j: label j),
+        from the same draws as ``self[index]``; for reading errors by class, alphabet or
+        rotation."""
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        g = episode_generator(self.seed, self.split, index)
+        shape = _astuple(self.shape)
+        return sample_episode_and_classes(self.pool, *shape, g, self.within_group)[1]
 
 
 class EpisodeStream(IterableDataset):

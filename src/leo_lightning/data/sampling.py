@@ -34,6 +34,19 @@ def sample_episode(
 
     ``within_group``: the N classes all come from one group of the pool, drawn uniformly from
     the groups that hold at least N classes (smaller ones are never drawn)."""
+    return sample_episode_and_classes(pool, n_way, k_shot, n_query, generator, within_group)[0]
+
+
+def sample_episode_and_classes(
+    pool: ClassPool,
+    n_way: int,
+    k_shot: int,
+    n_query: int,
+    generator: torch.Generator,
+    within_group: bool = False,
+) -> tuple[Episode, torch.Tensor]:
+    """``sample_episode``'s episode (the same draws) and the pool class of each of its labels
+    ([N] long: entry j is the class that label j stands for), for analysing errors by class."""
     if within_group:
         classes = _classes_of_one_group(pool, n_way, generator)
     else:
@@ -43,12 +56,13 @@ def sample_episode(
     picked = rows.gather(1, keys.argsort(dim=1)[:, : k_shot + n_query])  # [N, K+Q]
     labels = torch.randperm(n_way, generator=generator)  # new label of each drawn class
     support, query = picked[:, :k_shot].reshape(-1), picked[:, k_shot:].reshape(-1)
-    return Episode(
+    episode = Episode(
         support_x=pool.data[support],
         support_y=labels.repeat_interleave(k_shot),
         query_x=pool.data[query],
         query_y=labels.repeat_interleave(n_query),
     )
+    return episode, classes[labels.argsort()]
 
 
 def _classes_of_one_group(pool: ClassPool, n_way: int, generator: torch.Generator) -> torch.Tensor:

@@ -1,0 +1,77 @@
+"""Where a checkpoint's test errors are: per alphabet, per rotation, and which classes it confuses.
+
+    python benchmarks/error_analysis.py outputs/<run>/checkpoints/last.ckpt
+    python benchmarks/error_analysis.py <ckpt> --episodes 200 data.within_alphabet=true
+
+Runs the checkpoint (any strategy) on the fixed test episodes of the data it was trained with,
+as `scripts/eval.py` does (`data.*` overrides after the options apply on top of the stored data
+config, e.g. `data.n_way=20`), traces every query back to its class, and prints JSON: the
+machine, the checkpoint, the accuracy (mean and 95% CI over episodes), accuracy per alphabet and
+per rotation, the errors by kind (other rotation of the same character, same alphabet, other
+alphabet) beside the share each kind would have by chance, and the most confused pairs. See
+leo_lightning.error_analysis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, progress  # noqa: E402
+
+from leo_lightning.checkpoints import CHECKPOINT_KEY, read_checkpoint  # noqa: E402
+from leo_lightning.configs import current_directory_as_root  # noqa: E402
+from leo_lightning.error_analysis import collect_outcomes, summarize  # noqa: E402
+from leo_lightning.module import LEOModule  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("ckpt", type=Path, help="a checkpoint written by scripts/train.py")
+    parser.add_argument(
+        "--episodes", type=int, default=None, help="the first N test episodes (default: data's)"
+    )
+    parser.add_argument("--top", type=int, default=10, help="how many confused pairs to list")
+    parser.add_argument("overrides", nargs="*", help="data.* keys applied to the stored data")
+    args = parser.parse_args()
+    not_data = [o for o in args.overrides if not o.startswith("data.") or "=" not in o]
+    if not_data:
+        parser.error(f"only data.<key>=<value> overrides apply here, not {not_data}")
+
+    stored = read_checkpoint(args.ckpt)[CHECKPOINT_KEY]["config"]  # clear error if foreign
+    dotlist = [o[len("data.") :] for o in args.overrides]
+    data_config = OmegaConf.merge(OmegaConf.create(stored["data"]), OmegaConf.from_dotlist(dotlist))
+    with current_directory_as_root(), torch.random.fork_rng(devices=[]):
+        datamodule = instantiate(data_config)
+        datamodule.prepare_data()
+        datamodule.setup("test")
+        module = LEOModule.load_from_checkpoint(args.ckpt, map_location="cpu", weights_only=True)
+    episodes = datamodule.fixed_episodes("test", args.episodes or datamodule.test_episodes)
+    progress(f"{len(episodes)} test episodes of {args.ckpt}")
+    torch.manual_seed(stored.get("seed", 0))  # as scripts/eval.py seeds its run
+    outcomes = collect_outcomes(module, episodes, datamodule.eval_batch_size)
+    report = {
+        "machine": machine(),
+        "ckpt": str(args.ckpt),
+        "strategy": type(module.strategy).__name__,
+        "batch_norm": module.strategy.batch_norm_mode(module.net),
+        "data_overrides": args.overrides,
+        "n_way": datamodule.shape.n_way,
+        "within_alphabet": datamodule.within_alphabet,
+        **summarize(outcomes, datamodule.pools["test"], args.top),
+    }
+    progress(f"accuracy {100 * report['accuracy']:.2f} +- {100 * report['accuracy_ci95']:.2f} %")
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
