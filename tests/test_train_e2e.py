@@ -76,6 +76,27 @@ def test_eval_results_name_the_batch_norm_mode_of_the_checkpoint(trained_run):
     assert evaluated["batch_norm"] == trained["batch_norm"] == "running statistics"
 
 
+def test_eval_can_score_a_running_statistics_checkpoint_transductively(trained_run):
+    tmp_path, run_dir, _ = trained_run
+    trained = json.loads((run_dir / "results.json").read_text())
+    eval_dir = tmp_path / "eval_batch_norm"
+    checkpoint = f"ckpt_path={trained['best_ckpt']}"
+    proc = run("eval.py", tmp_path, checkpoint, "batch_norm=batch", f"hydra.run.dir={eval_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    evaluated = json.loads((eval_dir / "results.json").read_text())
+    assert evaluated["batch_norm"] == "batch statistics (transductive)"
+    assert evaluated["test/acc"] != trained["test/acc"]  # each episode's own statistics
+
+
+def test_eval_refuses_an_unknown_batch_norm_mode_before_loading_anything(tmp_path):
+    eval_dir = tmp_path / "refused"
+    proc = run(
+        "eval.py", tmp_path, "ckpt_path=x.ckpt", "batch_norm=support", f"hydra.run.dir={eval_dir}"
+    )
+    assert proc.returncode == 2 and "batch_norm='support'" in proc.stderr
+    assert "running, batch" in proc.stderr and not eval_dir.exists()
+
+
 def test_checkpoint_loads_with_weights_only(trained_run):
     _, run_dir, _ = trained_run
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)

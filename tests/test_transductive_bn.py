@@ -7,9 +7,11 @@ import pytest
 import torch
 from helpers import PoolSource, quiet_trainer, random_episode, tiny_module
 
+from leo_lightning.cli.eval import use_batch_norm
 from leo_lightning.data import ClassPool, EpisodicDataModule
 from leo_lightning.data.episode import Episode
 from leo_lightning.strategies import Amortized, ModelDims
+from leo_lightning.validation import ConfigError
 
 LATENT = {
     "amortized": "leo_lightning.strategies.Amortized",
@@ -104,3 +106,17 @@ def test_a_test_result_does_not_depend_on_the_evaluation_batch_size():
 def test_a_bad_mode_names_the_key():
     with pytest.raises(ValueError, match="strategy.batch_norm='support'"):
         Amortized(ModelDims(64, 8, 0.0), batch_norm="support")
+
+
+def test_eval_switches_a_latent_checkpoint_to_batch_statistics():
+    module = module_with("amortized", "running")
+    use_batch_norm(module, "batch")
+    assert module.strategy.batch_norm_mode(module.net) == "batch statistics (transductive)"
+    use_batch_norm(module, None)  # null: the trained mode stays
+    assert module.strategy.batch_norm == "batch"
+
+
+def test_eval_refuses_to_switch_the_mode_of_maml_naming_the_key_and_the_strategy():
+    module = tiny_module(strategy={"_target_": "leo_lightning.strategies.MAML"})
+    with pytest.raises(ConfigError, match="batch_norm=batch.*strategy is MAML"):
+        use_batch_norm(module, "batch")

@@ -228,6 +228,7 @@ class EvalSchema:
     seed: int = 42
     ckpt_path: str = MISSING
     overwrite: bool = False
+    batch_norm: Optional[str] = None
     data: Any = MISSING
     trainer: Any = MISSING
     logger: Any = None

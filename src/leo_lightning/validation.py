@@ -87,6 +87,11 @@ RULES = (
     Rule("callbacks.last_checkpoint.every_n_steps", _at_least(1), ">= 1 (or null)"),
     Rule("callbacks.last_checkpoint.every_seconds", _at_least(0), ">= 0 (or null)"),
     Rule("strategy.inner_lr", _positive, "> 0"),  # maml, meta_sgd
+    Rule(  # scripts/eval.py: test a LEO-strategy checkpoint in the other mode
+        "batch_norm",
+        lambda v: v in LATENT_BATCH_NORM_MODES,
+        f"one of {', '.join(LATENT_BATCH_NORM_MODES)} (or null)",
+    ),
 )
 
 # Strategies that take no steps, and those whose steps are SGD steps on every parameter.

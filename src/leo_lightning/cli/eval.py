@@ -18,6 +18,8 @@ from leo_lightning.cli.errors import reports_user_errors
 from leo_lightning.config import register_configs
 from leo_lightning.configs import CONFIG_DIR, use_current_directory_as_root
 from leo_lightning.module import LEOModule
+from leo_lightning.strategies.base import LatentStrategy
+from leo_lightning.validation import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +42,31 @@ def eval_data_config(cfg: DictConfig, stored: dict) -> DictConfig:
     return OmegaConf.merge(data, OmegaConf.from_dotlist(dotlist))
 
 
+def use_batch_norm(module: LEOModule, mode: str | None) -> None:
+    """`batch_norm=running|batch`: test a LEO-strategy checkpoint with the other BatchNorm mode.
+    For these strategies the mode only changes evaluation (meta-training normalises over the
+    meta-batch either way), so one trained model can be scored both ways; maml's and meta_sgd's
+    mode also shapes their inner loop, so it stays the one they were trained with."""
+    if mode is None:
+        return
+    if not isinstance(module.strategy, LatentStrategy):
+        name = type(module.strategy).__name__
+        raise ConfigError(
+            [
+                f"batch_norm={mode}: only the LEO strategies (amortized, amortized_pure, "
+                f"universal) switch BatchNorm mode at evaluation; this checkpoint's strategy is "
+                f"{name}, whose mode is strategy.batch_norm at training"
+            ]
+        )
+    module.strategy.batch_norm = mode
+
+
 def evaluate(cfg: DictConfig) -> dict:
     stored = read_checkpoint_config(cfg.ckpt_path)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(eval_data_config(cfg, stored))
     module = LEOModule.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", weights_only=True)
+    use_batch_norm(module, cfg.batch_norm)
     trainer = build_trainer(cfg)
     metrics = test_metrics(trainer.test(module, datamodule=datamodule))
     print(format_accuracy(metrics))
