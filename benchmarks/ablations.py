@@ -101,14 +101,25 @@ def read_variant(out: Path, variant: str) -> list[JobResult]:
 
 
 def summary(jobs: list[JobResult]) -> dict:
-    """Test accuracy over the seeds of one variant: mean, sample standard deviation, counts."""
-    accuracies = [job.get("test/acc") for job in jobs if job.tested]
+    """One variant over its seeds: the test accuracy's mean and sample standard deviation (the
+    seed spread), the mean of the per-run 95% CIs over episodes (the episode noise), and the
+    mean fitting time and adaptation time per task."""
+    tested = [job for job in jobs if job.tested]
+
+    def mean(key: str) -> float | None:
+        values = [job.get(key) for job in tested if job.get(key) is not None]
+        return statistics.fmean(values) if values else None
+
+    accuracies = [job.get("test/acc") for job in tested]
     return {
         "jobs": len(jobs),
-        "tested": len(accuracies),
+        "tested": len(tested),
         "failed": sum(job.failed for job in jobs),
-        "test_acc_mean": statistics.fmean(accuracies) if accuracies else None,
+        "test_acc_mean": mean("test/acc"),
         "test_acc_std": statistics.stdev(accuracies) if len(accuracies) > 1 else None,
+        "test_acc_ci95_mean": mean("test/acc_ci95"),
+        "fit_seconds_mean": mean("fit_seconds"),
+        "adapt_ms_per_task_mean": mean("test/adapt_ms_per_task"),
     }
 
 

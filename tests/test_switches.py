@@ -301,6 +301,8 @@ def test_the_ablation_bench_runs_today_s_leo_and_a_switch_and_prints_json(tmp_pa
     for variant in ("leo", "decoder_mixture"):
         assert report["variants"][variant]["returncode"] == 0
         assert report["variants"][variant]["tested"] == 1
+        assert report["variants"][variant]["fit_seconds_mean"] > 0
+        assert report["variants"][variant]["adapt_ms_per_task_mean"] > 0
     assert [job["label"] for job in report["jobs"]] == [
         "leo",
         "decoder_mixture: model.decoder=mixture",
