@@ -79,7 +79,8 @@ def summarize(outcomes: QueryOutcomes, pool: ClassPool, top: int = 10) -> dict:
     character = [_character(name) for name in names]
     alphabet = [_alphabet(pool, c) for c in range(len(names))]
     true = outcomes.true_class.tolist()
-    wrong = [(t, p) for t, p, ok in zip(true, outcomes.predicted_class.tolist(), correct) if not ok]
+    hits = correct.tolist()
+    wrong = [(t, p) for t, p, ok in zip(true, outcomes.predicted_class.tolist(), hits) if not ok]
     return {
         "episodes": int(count),
         "queries": len(true),
