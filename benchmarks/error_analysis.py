@@ -2,14 +2,15 @@
 
     python benchmarks/error_analysis.py outputs/<run>/checkpoints/last.ckpt
     python benchmarks/error_analysis.py <ckpt> --episodes 200 data.within_alphabet=true
+    python benchmarks/error_analysis.py <ckpt> --batch-norm batch     # transductive BatchNorm
 
-Runs the checkpoint (any strategy) on the fixed test episodes of the data it was trained with,
-as `scripts/eval.py` does (`data.*` overrides after the options apply on top of the stored data
-config, e.g. `data.n_way=20`), traces every query back to its class, and prints JSON: the
-machine, the checkpoint, the accuracy (mean and 95% CI over episodes), accuracy per alphabet and
-per rotation, the errors by kind (other rotation of the same character, same alphabet, other
-alphabet) beside the share each kind would have by chance, and the most confused pairs. See
-leo_lightning.error_analysis.
+Runs the checkpoint (any strategy; on `--device`) on the fixed test episodes of the data it was
+trained with, as `scripts/eval.py` does (`data.*` overrides after the options apply on top of the
+stored data config, e.g. `data.n_way=20`), traces every query back to its class, and prints
+JSON: the machine, the checkpoint, the BatchNorm mode, the accuracy (mean and 95% CI over
+episodes), accuracy per alphabet and per rotation, the errors by kind (other rotation of the same
+character, same alphabet, other alphabet) beside the share each kind would have by chance, and
+the most confused pairs. See leo_lightning.error_analysis.
 """
 
 from __future__ import annotations
@@ -20,16 +21,15 @@ import sys
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, progress  # noqa: E402
 
-from leo_lightning.checkpoints import CHECKPOINT_KEY, read_checkpoint  # noqa: E402
+from leo_lightning.cli.errors import USER_ERRORS  # noqa: E402
+from leo_lightning.cli.eval import use_batch_norm  # noqa: E402
 from leo_lightning.configs import current_directory_as_root  # noqa: E402
 from leo_lightning.error_analysis import collect_outcomes, summarize  # noqa: E402
-from leo_lightning.module import LEOModule  # noqa: E402
+from leo_lightning.facade import LEO  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,23 +41,31 @@ def main() -> None:
         "--episodes", type=int, default=None, help="the first N test episodes (default: data's)"
     )
     parser.add_argument("--top", type=int, default=10, help="how many confused pairs to list")
+    parser.add_argument(
+        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="default: cuda"
+    )
+    parser.add_argument(
+        "--batch-norm", default=None, help="running or batch: as scripts/eval.py batch_norm="
+    )
     parser.add_argument("overrides", nargs="*", help="data.* keys applied to the stored data")
     args = parser.parse_args()
     not_data = [o for o in args.overrides if not o.startswith("data.") or "=" not in o]
     if not_data:
         parser.error(f"only data.<key>=<value> overrides apply here, not {not_data}")
+    if args.episodes is not None and args.episodes < 1:
+        parser.error(f"--episodes {args.episodes}: must be >= 1")
 
-    stored = read_checkpoint(args.ckpt)[CHECKPOINT_KEY]["config"]  # clear error if foreign
-    dotlist = [o[len("data.") :] for o in args.overrides]
-    data_config = OmegaConf.merge(OmegaConf.create(stored["data"]), OmegaConf.from_dotlist(dotlist))
-    with current_directory_as_root(), torch.random.fork_rng(devices=[]):
-        datamodule = instantiate(data_config)
-        datamodule.prepare_data()
-        datamodule.setup("test")
-        module = LEOModule.load_from_checkpoint(args.ckpt, map_location="cpu", weights_only=True)
+    try:
+        with current_directory_as_root():
+            leo = LEO.from_checkpoint(args.ckpt, args.device)
+            use_batch_norm(leo.module, args.batch_norm)
+            datamodule = leo.datamodule(args.overrides)
+    except USER_ERRORS as error:  # a missing or foreign checkpoint, a bad mode, missing data
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    module = leo.module
     episodes = datamodule.fixed_episodes("test", args.episodes or datamodule.test_episodes)
-    progress(f"{len(episodes)} test episodes of {args.ckpt}")
-    torch.manual_seed(stored.get("seed", 0))  # as scripts/eval.py seeds its run
+    progress(f"{len(episodes)} test episodes of {args.ckpt} on {args.device}")
     outcomes = collect_outcomes(module, episodes, datamodule.eval_batch_size)
     report = {
         "machine": machine(),

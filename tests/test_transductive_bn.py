@@ -120,3 +120,8 @@ def test_eval_refuses_to_switch_the_mode_of_maml_naming_the_key_and_the_strategy
     module = tiny_module(strategy={"_target_": "leo_lightning.strategies.MAML"})
     with pytest.raises(ConfigError, match="batch_norm=batch.*strategy is MAML"):
         use_batch_norm(module, "batch")
+
+
+def test_eval_refuses_a_mode_the_latent_strategies_do_not_have():
+    with pytest.raises(ConfigError, match="batch_norm='support': must be one of running, batch"):
+        use_batch_norm(module_with("amortized", "running"), "support")

@@ -23,7 +23,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.utils import setup_globals
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from leo_lightning.config import register_configs
 
@@ -99,3 +99,10 @@ def quoted(key: str, value: str | Path) -> str:
     # of the value, which stands for half as many.
     doubled = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, str(value))
     return f"{key}='" + doubled.replace("'", "\\'") + "'"
+
+
+def with_data_overrides(stored_data: dict, overrides: Sequence[str]) -> DictConfig:
+    """A checkpoint's stored data config with command-line style `data.<key>=<value>` overrides
+    applied on top (e.g. `data.n_way=20`, `data.within_alphabet=true`); `data.` is optional."""
+    dotlist = [o.lstrip("+").removeprefix("data.") for o in overrides]
+    return OmegaConf.merge(OmegaConf.create(stored_data), OmegaConf.from_dotlist(dotlist))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import default_collate
 
 from leo_lightning.data.class_pool import ClassPool
 from leo_lightning.data.episodes import FixedEpisodes
@@ -29,6 +29,7 @@ from leo_lightning.metrics import EpisodeAccuracy
 
 ROTATION = re.compile(r"/rot(\d+)$")  # Omniglot's class names end in /rot0 ... /rot270
 KINDS = ("other rotation of the same character", "same alphabet", "other alphabet")
+KINDS_WITHOUT_GROUPS = (KINDS[0], "other class")  # a pool whose classes have no alphabet
 
 
 @dataclass(frozen=True)
@@ -44,26 +45,28 @@ class QueryOutcomes:
 
 
 def collect_outcomes(module, episodes: FixedEpisodes, batch_size: int = 8) -> QueryOutcomes:
-    """Run `module` (a LEOModule, any strategy) on every episode of `episodes`, as the test
-    step does, and keep what each query was and what it was taken for."""
-    true, predicted, owner, classes_seen, ids = [], [], [], [], []
+    """Run `module` (a LEOModule, any strategy, on its device) on every episode of `episodes`
+    as the test step does, and keep what each query was and what it was taken for."""
+    true, predicted, owner, classes_seen = [], [], [], []
     module.eval()
-    for batch in DataLoader(episodes, batch_size=batch_size):
-        out, _, _ = module.adapt_and_score(batch.to(module.device))
+    for start in range(0, len(episodes), batch_size):
+        stop = min(start + batch_size, len(episodes))
+        drawn = [episodes.episode_and_classes(i) for i in range(start, stop)]
+        batch = default_collate([episode for episode, _ in drawn])
+        classes = torch.stack([c for _, c in drawn])  # [B, N]: the pool class of each label
+        with torch.no_grad():  # as under Lightning's test loop; adaptation enables its own grad
+            out, _, _ = module.adapt_and_score(batch.to(module.device))
         predictions = out.query_logits.argmax(dim=-1).cpu()  # [B, N*Q] labels
-        for row, index in enumerate(batch.index.tolist()):
-            classes = episodes.classes(index)  # [N]: the pool class of each label
-            true.append(classes[batch.query_y[row]])
-            predicted.append(classes[predictions[row]])
-            owner.append(torch.full_like(batch.query_y[row], index))
-            classes_seen.append(classes)
-            ids.append(index)
+        true.append(classes.gather(1, batch.query_y))  # [B, N*Q] pool classes
+        predicted.append(classes.gather(1, predictions))
+        owner.append(batch.index[:, None].expand_as(batch.query_y))
+        classes_seen.append(classes)
     return QueryOutcomes(
-        torch.cat(true),
-        torch.cat(predicted),
-        torch.cat(owner),
-        torch.stack(classes_seen),
-        torch.tensor(ids),
+        torch.cat(true).flatten(),
+        torch.cat(predicted).flatten(),
+        torch.cat(owner).flatten(),
+        torch.cat(classes_seen),
+        torch.arange(len(episodes)),
     )
 
 
@@ -77,7 +80,8 @@ def summarize(outcomes: QueryOutcomes, pool: ClassPool, top: int = 10) -> dict:
         per_episode.update(correct[outcomes.episode == index].float().mean().view(1))
     mean, ci95, count = per_episode.compute()
     character = [_character(name) for name in names]
-    alphabet = [_alphabet(pool, c) for c in range(len(names))]
+    grouped = pool.groups is not None
+    alphabet = [_alphabet(pool, c) for c in range(len(names))] if grouped else None
     true = outcomes.true_class.tolist()
     hits = correct.tolist()
     wrong = [(t, p) for t, p, ok in zip(true, outcomes.predicted_class.tolist(), hits) if not ok]
@@ -87,7 +91,7 @@ def summarize(outcomes: QueryOutcomes, pool: ClassPool, top: int = 10) -> dict:
         "accuracy": float(mean),
         "accuracy_ci95": float(ci95),
         "errors": len(wrong),
-        "by_alphabet": _accuracy_by([alphabet[t] for t in true], correct),
+        "by_alphabet": _accuracy_by([alphabet[t] for t in true], correct) if grouped else None,
         "by_rotation": _accuracy_by([_rotation(names[t]) for t in true], correct),
         "error_kinds": _error_kinds(wrong, outcomes, character, alphabet),
         "most_confused": [
@@ -106,15 +110,22 @@ def _accuracy_by(keys: list[str], correct: Tensor) -> dict[str, dict]:
 
 
 def _error_kinds(
-    wrong: list[tuple[int, int]], outcomes: QueryOutcomes, character: list, alphabet: list
+    wrong: list[tuple[int, int]],
+    outcomes: QueryOutcomes,
+    character: list[str],
+    alphabet: list[str] | None,
 ) -> dict[str, dict]:
     """Each kind's count and share of the errors, and its chance share: the mean, over the
-    queries answered wrongly, of the fraction of the episode's other classes of that kind."""
+    queries answered wrongly, of the fraction of the episode's other classes of that kind.
+    Without alphabets (`alphabet` None) the kinds are a rotation or another class."""
+    kinds = KINDS if alphabet is not None else KINDS_WITHOUT_GROUPS
 
     def kind(a: int, b: int) -> str:
         if character[a] == character[b]:
-            return KINDS[0]
-        return KINDS[1] if alphabet[a] == alphabet[b] else KINDS[2]
+            return kinds[0]
+        if alphabet is None:
+            return kinds[1]
+        return kinds[1] if alphabet[a] == alphabet[b] else kinds[2]
 
     rows = {index: row for row, index in enumerate(outcomes.episode_ids.tolist())}
     wrong_episodes = outcomes.episode[outcomes.true_class != outcomes.predicted_class].tolist()
@@ -127,7 +138,7 @@ def _error_kinds(
     total = max(len(wrong), 1)
     return {
         k: {"count": counts[k], "share": counts[k] / total, "chance": chance[k] / total}
-        for k in KINDS
+        for k in kinds
     }
 
 
@@ -141,11 +152,8 @@ def _rotation(name: str) -> str:
 
 
 def _alphabet(pool: ClassPool, cls: int) -> str:
-    """The class's group without its rotation (Omniglot groups are 'Korean/rot90'); a pool
-    without groups counts every class as its own alphabet."""
-    if pool.groups is None:
-        return _character(pool.class_names[cls])
+    """The class's group without its rotation (Omniglot groups are 'Korean/rot90')."""
     return _character(pool.group_names[int(pool.groups[cls])])
 
 
-__all__ = ["QueryOutcomes", "collect_outcomes", "summarize"]
+__all__ = ["KINDS", "KINDS_WITHOUT_GROUPS", "QueryOutcomes", "collect_outcomes", "summarize"]

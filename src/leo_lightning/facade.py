@@ -35,7 +35,12 @@ from omegaconf import OmegaConf
 from torch import Tensor
 
 from leo_lightning.checkpoints import read_checkpoint
-from leo_lightning.configs import ConfigDirs, compose_config, current_directory_as_root
+from leo_lightning.configs import (
+    ConfigDirs,
+    compose_config,
+    current_directory_as_root,
+    with_data_overrides,
+)
 from leo_lightning.data.episode import Episode
 from leo_lightning.module import LEOModule
 from leo_lightning.strategies.base import LatentStrategy
@@ -119,13 +124,14 @@ class LEO:
         self.module.to(device)
         return self
 
-    def datamodule(self):
-        """The model's dataset as `leo-eval` builds it (the stored data config), prepared:
+    def datamodule(self, overrides: Sequence[str] = ()):
+        """The model's dataset as `leo-eval` builds it (the stored data config, with `data.*`
+        overrides such as "data.n_way=20" on top), prepared:
         `next(iter(leo.datamodule().test_dataloader()))` is the first batch of the fixed test
         episodes, an Episode of [B, N*K, *input_shape] images and [B, N*K] labels."""
         if "data" not in self.config:
             raise ValueError("this model's config holds no data section to build a dataset from")
-        datamodule = instantiate(OmegaConf.create(self.config["data"]))
+        datamodule = instantiate(with_data_overrides(self.config["data"], overrides))
         datamodule.prepare_data()
         datamodule.setup("test")
         return datamodule

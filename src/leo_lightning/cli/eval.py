@@ -9,17 +9,26 @@ import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from leo_lightning import precision
 from leo_lightning.checkpoints import CHECKPOINT_KEY, read_checkpoint
 from leo_lightning.cli.common import build_trainer, format_accuracy, test_metrics, write_json
 from leo_lightning.cli.errors import reports_user_errors
 from leo_lightning.config import register_configs
-from leo_lightning.configs import CONFIG_DIR, use_current_directory_as_root
+from leo_lightning.configs import CONFIG_DIR, use_current_directory_as_root, with_data_overrides
 from leo_lightning.module import LEOModule
-from leo_lightning.strategies.base import LatentStrategy
-from leo_lightning.validation import ConfigError
+from leo_lightning.strategies.base import LATENT_BATCH_NORM_MODES, LatentStrategy
+from leo_lightning.validation import LATENT, ConfigError
+
+# Why the other strategies keep the mode of their training.
+_TRAINED = "its strategy.batch_norm, set at training, also shapes its inner loop"
+BATCH_NORM_AT_TRAINING = {
+    "MAML": _TRAINED,
+    "MetaSGD": _TRAINED,
+    "ProtoNet": "class means of features normalised with running statistics",
+    "PerTask": "each task's fresh network normalises with its support set",
+}
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +44,9 @@ def eval_data_config(cfg: DictConfig, stored: dict) -> DictConfig:
     overrides = HydraConfig.get().overrides.task
     if any(o.split("=", 1)[0].lstrip("+~") == "data" for o in overrides):
         return cfg.data
-    data = OmegaConf.create(stored["data"])
-    dotlist = [
-        o.lstrip("+")[len("data.") :] for o in overrides if o.lstrip("+").startswith("data.")
-    ]
-    return OmegaConf.merge(data, OmegaConf.from_dotlist(dotlist))
+    return with_data_overrides(
+        stored["data"], [o for o in overrides if o.lstrip("+").startswith("data.")]
+    )
 
 
 def use_batch_norm(module: LEOModule, mode: str | None) -> None:
@@ -49,13 +56,17 @@ def use_batch_norm(module: LEOModule, mode: str | None) -> None:
     mode also shapes their inner loop, so it stays the one they were trained with."""
     if mode is None:
         return
+    if mode not in LATENT_BATCH_NORM_MODES:
+        raise ConfigError(
+            [f"batch_norm={mode!r}: must be one of {', '.join(LATENT_BATCH_NORM_MODES)}"]
+        )
     if not isinstance(module.strategy, LatentStrategy):
         name = type(module.strategy).__name__
         raise ConfigError(
             [
-                f"batch_norm={mode}: only the LEO strategies (amortized, amortized_pure, "
-                f"universal) switch BatchNorm mode at evaluation; this checkpoint's strategy is "
-                f"{name}, whose mode is strategy.batch_norm at training"
+                f"batch_norm={mode}: only the LEO strategies ({', '.join(LATENT.values())}) "
+                f"change BatchNorm mode at evaluation; this checkpoint's strategy is {name} "
+                f"({BATCH_NORM_AT_TRAINING.get(name, 'its mode is fixed')})"
             ]
         )
     module.strategy.batch_norm = mode

@@ -46,23 +46,21 @@ class FixedEpisodes(Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> Episode:
-        if not 0 <= index < self.length:
-            raise IndexError(index)
-        g = episode_generator(self.seed, self.split, index)
-        episode = sample_episode(
-            self.pool, *_astuple(self.shape), generator=g, within_group=self.within_group
-        )
-        return episode._replace(index=torch.tensor(index))
+        return self.episode_and_classes(index)[0]
 
-    def classes(self, index: int) -> torch.Tensor:
-        """[N] long: the pool class behind each label of episode ``index`` (entry j: label j),
-        from the same draws as ``self[index]``; for reading errors by class, alphabet or
-        rotation."""
+    def episode_and_classes(self, index: int) -> tuple[Episode, torch.Tensor]:
+        """Episode ``index`` and the pool class behind each of its labels ([N] long, entry j:
+        label j), from the same draws; for reading errors by class, alphabet or rotation."""
         if not 0 <= index < self.length:
             raise IndexError(index)
         g = episode_generator(self.seed, self.split, index)
         shape = _astuple(self.shape)
-        return sample_episode_and_classes(self.pool, *shape, g, self.within_group)[1]
+        episode, classes = sample_episode_and_classes(self.pool, *shape, g, self.within_group)
+        return episode._replace(index=torch.tensor(index)), classes
+
+    def classes(self, index: int) -> torch.Tensor:
+        """[N] long: the pool class behind each label of episode ``index``."""
+        return self.episode_and_classes(index)[1]
 
 
 class EpisodeStream(IterableDataset):
