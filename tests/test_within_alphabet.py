@@ -95,6 +95,18 @@ def test_n_way_larger_than_every_group_fails_at_setup_naming_key_split_and_large
         datamodule(pools, n_way=5, within_alphabet=True)
 
 
+def test_testing_checks_only_the_test_split_and_fitting_checks_both():
+    """A 20-way model is tested within the test alphabets even though no validation alphabet
+    (Omniglot minimal: Tagalog, 17 characters) has 20 characters; a fit refuses before training."""
+    pools = {"train": grouped_pool(), "val": grouped_pool({"A": 4, "B": 3}), "test": grouped_pool()}
+    kwargs = {"n_way": 5, "k_shot": 1, "n_query": 2, "within_alphabet": True, "test_episodes": 2}
+    dm = EpisodicDataModule(PoolSource(pools), **kwargs)
+    dm.setup("test")
+    assert all(len(episode_groups(pools["test"], e)) == 1 for e in dm.test_dataloader().dataset)
+    with pytest.raises(DataError, match="no alphabet of split 'val' has data.n_way=5"):
+        EpisodicDataModule(PoolSource(pools), **kwargs).setup("fit")
+
+
 def test_a_pool_without_groups_fails_at_setup_naming_the_key():
     pools = {s: grouped_pool(grouped=False) for s in ("train", "val", "test")}
     with pytest.raises(DataError, match=r"data.within_alphabet=true .* no groups"):

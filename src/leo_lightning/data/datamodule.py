@@ -80,6 +80,9 @@ class EpisodicDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if not self.pools:
             self.pools = self._load_pools()
+        if self.within_alphabet:
+            for split in self._within_alphabet_splits(stage):
+                self._check_groups(split, self.pools[split])
         self._check_model_input_shape()
 
     def _load_pools(self) -> dict[str, ClassPool]:
@@ -91,9 +94,6 @@ class EpisodicDataModule(L.LightningDataModule):
             self._check_example_shape(split, pool)
             pool.check_supports(split, self.shape.n_way, self.shape.k_shot + self.shape.n_query)
             log.info("split %-5s: %d classes, %d examples", split, pool.n_classes, len(pool.data))
-        if self.within_alphabet:
-            for split in self._eval_splits():
-                self._check_groups(split, pools[split])
         if self.augment is not None:
             self._check_augmentable(pools["train"])
             log.info("training episodes are augmented: %r", self.augment)
@@ -104,6 +104,13 @@ class EpisodicDataModule(L.LightningDataModule):
                 pools["train"].n_classes,
             )
         return pools
+
+    def _within_alphabet_splits(self, stage: str | None) -> tuple[str, ...]:
+        """The splits whose within-alphabet episodes this stage draws: testing a checkpoint
+        draws test episodes only (a 20-way model can be tested within the alphabets of the test
+        split even if no validation alphabet has 20 characters); fitting checks the test split
+        too, so that a run that cannot be tested fails before it trains, not after."""
+        return ("test",) if stage == "test" else self._eval_splits()
 
     def _eval_splits(self) -> tuple[str, ...]:
         """The splits that episodes are evaluated on: with trainval, validation is training."""
