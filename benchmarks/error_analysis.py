@@ -48,7 +48,7 @@ def main() -> None:
         "--batch-norm", default=None, help="running or batch: as scripts/eval.py batch_norm="
     )
     parser.add_argument("overrides", nargs="*", help="data.* keys applied to the stored data")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # the overrides may follow the options
     not_data = [o for o in args.overrides if not o.startswith("data.") or "=" not in o]
     if not_data:
         parser.error(f"only data.<key>=<value> overrides apply here, not {not_data}")

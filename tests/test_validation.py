@@ -105,9 +105,12 @@ def test_floats_without_a_rule_must_be_finite_too_in_lists_and_interpolations():
 
 
 def test_every_rule_key_exists_in_the_default_config_or_the_strategy_it_belongs_to():
+    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    configs = [BASE, compose_train("strategy=maml")]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        eval_config = compose("eval", overrides=["ckpt_path=x.ckpt"])  # batch_norm is eval's
+    configs = [BASE, compose_train("strategy=maml"), eval_config]
     for rule in RULES:
         assert any(OmegaConf.select(c, rule.key, default="missing") != "missing" for c in configs)
 
