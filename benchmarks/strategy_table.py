@@ -29,8 +29,8 @@ from leo_lightning.cli.compare import compare, read_multiruns  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = {  # name: the overrides that choose its data
     "glyphs_5w1s": ["experiment=glyphs_5w1s"],
-    "omniglot_5w1s": ["experiment=omniglot_minimal"],
-    "omniglot_20w1s": ["experiment=omniglot_minimal", "data.n_way=20"],
+    "omniglot_5w1s": ["experiment=omniglot_minimal_quick"],
+    "omniglot_20w1s": ["experiment=omniglot_minimal_quick", "data.n_way=20"],
 }
 META_LEARNED = "universal,amortized,amortized_pure,maml,fomaml,meta_sgd,protonet"
 # Validation every 50 steps on 100 fixed episodes: often enough that a slow strategy (MAML's

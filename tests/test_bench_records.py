@@ -35,3 +35,13 @@ def test_hparams_hold_every_overridden_key_and_the_fixed_ones():
     assert params["model.backbone.channels"] == 8 and params["strategy.inner_lr"] == 0.1
     assert params["model.latent_dim"] == 64  # a fixed key, not overridden
     assert not any(key.startswith(("hydra", "~", "callbacks")) for key in params)
+
+
+def test_hparams_show_the_schedule_and_the_augmentation_an_experiment_sets():
+    """experiment=omniglot_minimal sets them in its file, not on the command line."""
+    params = hparams(compose_train("experiment=omniglot_minimal"), ["experiment=omniglot_minimal"])
+    assert params["model.lr_schedule"] == "cosine" and params["model.warmup_steps"] >= 0
+    assert params["data.augment._target_"] == "RandomAffine"
+    plain = hparams(compose_train(), [])
+    assert plain["model.lr_schedule"] == "constant"
+    assert plain["data.augment._target_"] == "no_augmentation"

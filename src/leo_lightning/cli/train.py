@@ -107,6 +107,8 @@ HPARAM_KEYS = (
     "model.l2_weight",
     "model.orthogonality_weight",
     "model.lr",
+    "model.lr_schedule",
+    "model.warmup_steps",
     "model.relation",
     "model.relation_rounds",
     "model.per_step_rates",
@@ -117,6 +119,7 @@ HPARAM_KEYS = (
     "data.n_query",
     "data.meta_batch_size",
     "data.image_size",
+    "data.augment._target_",  # the augmentation of training images, by its class or function
     "data.trainval",  # meta-trained on train + val classes: no validation, last checkpoint
     "data.within_alphabet",  # val/test episodes within one alphabet (a harder test)
     "trainer.max_steps",
@@ -129,7 +132,8 @@ def hparams(cfg: DictConfig, overrides: list[str]) -> dict:
     as scalars TensorBoard shows: a group choice (`strategy=maml`) as its option name, a list
     or mapping as text."""
     params = {key: OmegaConf.select(cfg, key) for key in HPARAM_KEYS}
-    params["strategy._target_"] = str(params["strategy._target_"]).rsplit(".", 1)[-1]
+    for key in ("strategy._target_", "data.augment._target_"):
+        params[key] = str(params[key]).rsplit(".", 1)[-1]
     for override in overrides:
         key, _, text = override.lstrip("+~").partition("=")
         if key.startswith("hydra.") or not text:
