@@ -27,11 +27,14 @@ def leaves(cfg) -> dict:
     return flat
 
 
-def test_it_is_the_minimal_experiment_with_105_px_images():
+def test_it_is_the_minimal_experiment_with_105_px_images_and_its_own_step_budget():
     minimal = leaves(compose_train("experiment=omniglot_minimal"))
     native = leaves(compose_train("experiment=omniglot_minimal_105"))
     changed = {k for k in minimal.keys() | native.keys() if minimal.get(k) != native.get(k)}
-    assert changed == {"data.image_size"} and native["data.image_size"] == 105
+    assert changed == {"data.image_size", "trainer.max_steps", "trainer.val_check_interval"}
+    assert native["data.image_size"] == 105 and native["trainer.max_time"] == "00:00:10:00"
+    # a 105 px step costs many 28 px ones: fewer steps fill the same 10 minutes
+    assert native["trainer.max_steps"] < minimal["trainer.max_steps"]
     cfg = compose_train("experiment=omniglot_minimal_105")
     assert list(cfg.model.input_shape) == [1, 105, 105] and cfg.data.source.image_size == 105
 
