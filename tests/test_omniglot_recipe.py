@@ -27,16 +27,19 @@ def test_the_recipe_is_the_quick_experiment_with_augmentation_a_schedule_and_a_b
     assert config_problems(cfg) == []
 
 
-def test_the_20_way_recipe_changes_only_the_ways_the_validation_size_and_the_steps():
+def test_the_20_way_recipe_changes_only_the_ways_the_validation_size_and_the_step_budget():
     assert changed_keys("omniglot_minimal", "omniglot_minimal_20w") == {
         "data.n_way",
         "data.val_episodes",
+        "data.meta_batch_size",
         "trainer.max_steps",
     }
     cfg = compose_train("experiment=omniglot_minimal_20w")
+    five_way = compose_train("experiment=omniglot_minimal")
     assert cfg.data.n_way == 20 and config_problems(cfg) == []
-    # a 20-way step costs ~4x a 5-way one, so fewer steps fill the same 10 minutes
-    assert cfg.trainer.max_steps < compose_train("experiment=omniglot_minimal").trainer.max_steps
+    # a 20-way task costs ~4x a 5-way one: fewer tasks a step, and fewer steps, fill 10 minutes
+    assert cfg.data.meta_batch_size < five_way.data.meta_batch_size
+    assert cfg.trainer.max_steps < five_way.trainer.max_steps
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
