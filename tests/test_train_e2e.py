@@ -48,6 +48,14 @@ def test_run_dir_holds_config_log_checkpoints_events_and_results(trained_run):
     assert results["test/episodes"] == 32
 
 
+def test_results_count_the_skipped_updates_that_the_last_checkpoint_counts(trained_run):
+    """A run whose bf16 steps were skipped now and then must say so where its accuracy is read."""
+    _, run_dir, _ = trained_run
+    results = json.loads((run_dir / "results.json").read_text())
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert results["skipped_updates"] == int(checkpoint["state_dict"]["skipped_steps"])
+
+
 def test_run_dir_name_has_date_and_microseconds(trained_run):
     _, run_dir, _ = trained_run
     date, time_ = run_dir.parent.name, run_dir.name

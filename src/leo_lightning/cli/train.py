@@ -73,6 +73,8 @@ def train(cfg: DictConfig) -> dict:
         "trainval": trainval,
         "best_val_acc": None if trainval else _best_score(trainer),
         "meta_train_steps": trainer.global_step,
+        # non-finite meta-updates skipped along the way: they are not in meta_train_steps
+        "skipped_updates": int(module.skipped_steps),
         "fit_seconds": fit_seconds,
         "adapted_parameters": module.strategy.adapted_parameters(module.net, cfg.data.n_way),
         "batch_norm": module.strategy.batch_norm_mode(module.net),
