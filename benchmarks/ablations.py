@@ -1,7 +1,8 @@
 """Ablations of the optional switches of issue #16: today's LEO and each switch alone.
 
     python benchmarks/ablations.py --experiment glyphs_5w1s --seeds 0,1,2 --max-steps 3000
-    python benchmarks/ablations.py --experiment omniglot_minimal_quick --n-way 20 --budget 00:00:05:00
+    python benchmarks/ablations.py --experiment omniglot_minimal_quick --n-way 20 \
+        --budget 00:00:05:00
     python benchmarks/ablations.py --debug-fast --seeds 0     # a smoke run, seconds per variant
 
 Every variant is the same experiment (the same fixed validation and test episodes, the same

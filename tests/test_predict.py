@@ -92,3 +92,28 @@ def test_a_file_that_is_not_our_checkpoint_is_rejected(tmp_path):
     bogus.write_text("hello")
     proc = predict(tmp_path, bogus)
     assert proc.returncode != 0 and "is a text file (it starts with 'hello')" in proc.stderr
+
+
+def test_names_that_are_formulas_or_hold_control_characters_are_neutralised(tmp_path, checkpoint):
+    """Class folders and query files are the user's (or a downloaded archive's): a spreadsheet
+    must not evaluate them, and the terminal must not receive their escape sequences."""
+    write_folders(tmp_path, 3, 1)
+    support, query = tmp_path / "support", tmp_path / "query"
+    (support / "class_0").rename(support / '=HYPERLINK("x","y")')
+    (support / "class_1").rename(support / "@SUM(1+1)")
+    (support / "class_2").rename(support / "red\x1b[31mink")
+    next(query.iterdir()).rename(query / "=1+2.png")
+    proc = predict(tmp_path, checkpoint)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (path,) = (tmp_path / "outputs").rglob("predictions.csv")
+    with path.open() as handle:
+        lines = list(csv.reader(handle))
+    cells = [cell for line in lines for cell in line]
+    assert not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert "'=1+2.png" in cells and not any("\x1b" in c for c in cells)
+    assert {line[1] for line in lines[1:]} <= {
+        '\'=HYPERLINK("x","y")',
+        "'@SUM(1+1)",
+        "red\\x1b[31mink",
+    }
+    assert "\x1b" not in proc.stdout and "=1+2.png" in proc.stdout

@@ -1,5 +1,5 @@
 """The hyperparameter searches in conf/hparams_search compose, sweep only keys that exist, and
-propose only valid configs; hparams_search=omniglot_recipe runs short proxies of issue #17's recipe."""
+propose only valid configs; hparams_search=omniglot_recipe runs short proxies of the recipe."""
 
 from __future__ import annotations
 

@@ -44,6 +44,7 @@ from leo_lightning.configs import (
 from leo_lightning.data.episode import Episode
 from leo_lightning.module import LEOModule
 from leo_lightning.strategies.base import LatentStrategy
+from leo_lightning.trusted_targets import check_stored_targets
 from leo_lightning.validation import validate
 
 WEIGHT = "fc.weight"  # the decoded classifier, [N, F]; LEO's classifier has no bias
@@ -78,15 +79,24 @@ class LEO:
         self._attach(module, device, optimizer_state=None)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> LEO:
+    def from_checkpoint(
+        cls, path: str | Path, device: str | torch.device = "cpu", *, config_dir: ConfigDirs = None
+    ) -> LEO:
         """The model of a checkpoint written by `leo-train`, scripts/train.py or
         leo_lightning.train (best-step*.ckpt, last.ckpt, interrupted.ckpt). Its optimizer
-        state too, so `meta_train_step` continues where the run stopped."""
+        state too, so `meta_train_step` continues where the run stopped. `config_dir`: your
+        own config folders, as at training: the classes they name (a strategy of your own)
+        may be built from the checkpoint; any other class it names is refused."""
         checkpoint = read_checkpoint(path)  # a clear error for a missing or foreign file
+        config_dirs = _folders(config_dir)
         # Loading restores the run's RNG state (for exact resumes): keep the caller's instead.
         with torch.random.fork_rng(devices=[]):
-            module = LEOModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+            module = LEOModule.load_from_checkpoint(
+                path, map_location="cpu", weights_only=True, config_dirs=config_dirs
+            )
         leo = cls.__new__(cls)
+        leo._config_dirs = config_dirs
+        leo._source = str(path)
         states = checkpoint.get("optimizer_states") or [None]
         leo._attach(module, device, optimizer_state=states[0])
         return leo
@@ -131,6 +141,9 @@ class LEO:
         episodes, an Episode of [B, N*K, *input_shape] images and [B, N*K] labels."""
         if "data" not in self.config:
             raise ValueError("this model's config holds no data section to build a dataset from")
+        source = getattr(self, "_source", None)
+        if source is not None:  # read from a file: build only what the configs name
+            check_stored_targets(self.config["data"], "data", source, self._config_dirs)
         datamodule = instantiate(with_data_overrides(self.config["data"], overrides))
         datamodule.prepare_data()
         datamodule.setup("test")
@@ -390,3 +403,12 @@ def _check_labels(y: Tensor, name: str) -> int:
                 f"example of class(es) {missing} (N = {n_way})"
             )
     return n_way
+
+
+def _folders(config_dir: ConfigDirs) -> list[Path]:
+    """`config_dir` (one folder, several, or None) as a list."""
+    if config_dir is None:
+        return []
+    return (
+        [Path(config_dir)] if isinstance(config_dir, str | Path) else [Path(d) for d in config_dir]
+    )

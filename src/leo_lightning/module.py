@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,13 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from leo_lightning import dashboards, precision, schedules
-from leo_lightning.checkpoints import CHECKPOINT_KEY
+from leo_lightning.checkpoints import CHECKPOINT_KEY, read_checkpoint
 from leo_lightning.clipping import all_finite, clip_per_tensor_
 from leo_lightning.data.episode import Episode
 from leo_lightning.metrics import EpisodeAccuracy, episode_accuracy
 from leo_lightning.models.leo import LEONet
 from leo_lightning.strategies.base import ModelDims, Strategy, TaskOutput
+from leo_lightning.trusted_targets import check_stored_targets
 from leo_lightning.validation import ConfigError, switch_problems
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,36 @@ class LEOModule(L.LightningModule):
         # What the validation dashboards draw, gathered on rank 0 over one validation epoch.
         self._latent_norms: list[tuple[Tensor, Tensor]] = []  # (|z0|, |z|) [B, N] per batch
         self._shown_episode: tuple[Tensor, ...] | None = None  # one task and its predictions
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls,
+        checkpoint_path: str | Path,
+        map_location: Any = None,
+        hparams_file: str | Path | None = None,
+        strict: bool | None = None,
+        weights_only: bool = True,
+        config_dirs: Sequence[str | Path] = (),
+        **kwargs: Any,
+    ) -> LEOModule:
+        """Lightning's load, after checking that the checkpoint is this project's (read with
+        weights_only=True) and that the backbone and strategy it would build are classes the
+        configs name (trusted_targets): `__init__` instantiates them from the stored
+        hyper-parameters. `config_dirs`: the user's own config folders, whose classes are
+        trusted too. Parts passed in `kwargs` are the caller's, not the file's."""
+        checkpoint = read_checkpoint(checkpoint_path)
+        stored = checkpoint.get("hyper_parameters") or {}
+        for role in ("backbone", "strategy"):
+            if role not in kwargs:
+                check_stored_targets(stored.get(role), role, str(checkpoint_path), config_dirs)
+        return super().load_from_checkpoint(
+            checkpoint_path,
+            map_location=map_location,
+            hparams_file=hparams_file,
+            strict=strict,
+            weights_only=weights_only,
+            **kwargs,
+        )
 
     def setup(self, stage: str) -> None:
         self._resolve_precision()

@@ -19,6 +19,7 @@ from leo_lightning.config import register_configs
 from leo_lightning.configs import CONFIG_DIR, use_current_directory_as_root, with_data_overrides
 from leo_lightning.module import LEOModule
 from leo_lightning.strategies.base import LATENT_BATCH_NORM_MODES, LatentStrategy
+from leo_lightning.trusted_targets import check_stored_targets
 from leo_lightning.validation import LATENT, ConfigError
 
 # Why the other strategies keep the mode of their training.
@@ -44,6 +45,7 @@ def eval_data_config(cfg: DictConfig, stored: dict) -> DictConfig:
     overrides = HydraConfig.get().overrides.task
     if any(o.split("=", 1)[0].lstrip("+~") == "data" for o in overrides):
         return cfg.data
+    check_stored_targets(stored["data"], "data", str(cfg.ckpt_path))  # before anything is built
     return with_data_overrides(
         stored["data"], [o for o in overrides if o.lstrip("+").startswith("data.")]
     )

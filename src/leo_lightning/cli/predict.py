@@ -28,6 +28,7 @@ from leo_lightning.data.episode import Episode
 from leo_lightning.data.errors import DataError
 from leo_lightning.data.files import decode_image
 from leo_lightning.module import LEOModule
+from leo_lightning.safe_text import spreadsheet_cell, without_control_characters
 
 log = logging.getLogger(__name__)
 
@@ -102,18 +103,32 @@ def predict(cfg: DictConfig) -> list[dict]:
         row.update({f"p({name})": round(p, 4) for name, p in zip(names, probs)})
         rows.append(row)
     output = Path(HydraConfig.get().runtime.output_dir) / "predictions.csv"
-    with output.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_predictions(output, rows)
     shots = sorted({len(v) for v in classes.values()})
     print(f"{len(names)}-way, {'/'.join(map(str, shots))}-shot support; {len(rows)} queries")
-    width = max(len(r["file"]) for r in rows)
-    for row in rows:
+    shown = [
+        (without_control_characters(r["file"]), without_control_characters(r["predicted"]))
+        for r in rows
+    ]
+    width = max(len(file) for file, _ in shown)
+    for row, (file, predicted) in zip(rows, shown):
         best = row[f"p({row['predicted']})"]
-        print(f"{row['file']:<{width}}  {row['predicted']}  ({best:.2f})")
+        print(f"{file:<{width}}  {predicted}  ({best:.2f})")
     print(f"written to {output}")
     return rows
+
+
+def write_predictions(output: Path, rows: list[dict]) -> None:
+    """The rows as CSV, each name (class folder, query file) a safe cell: no formula that a
+    spreadsheet would run, no control character (safe_text). Written by position, so two
+    names that read alike once made safe still get a column each."""
+    with output.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([spreadsheet_cell(key) for key in rows[0]])
+        for row in rows:
+            writer.writerow(
+                [spreadsheet_cell(v) if isinstance(v, str) else v for v in row.values()]
+            )
 
 
 # -- the command ----------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ def train(cfg: DictConfig) -> dict:
     if cfg.ckpt_path:  # fail now, not after the data is prepared
         check_compatible(read_checkpoint(cfg.ckpt_path), module, cfg.ckpt_path)
     if module.strategy.meta_trained:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     else:
         log.info(
             "strategy %s has nothing to meta-train: skipping fit", type(module.strategy).__name__
@@ -81,7 +81,8 @@ def train(cfg: DictConfig) -> dict:
         **step_memory.record(),
     }
     if cfg.test:
-        metrics = test_metrics(trainer.test(module, datamodule=datamodule, ckpt_path=best_ckpt))
+        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best_ckpt, weights_only=True)
+        metrics = test_metrics(tested)
         results.update(metrics)
         if trainer.is_global_zero:
             log.info("%s, checkpoint %s", format_accuracy(metrics), best_ckpt)
