@@ -7,7 +7,7 @@
 
 Every variant is the same experiment (the same fixed validation and test episodes, the same
 seeds) with one switch changed, run as one `scripts/train.py -m` multirun that sweeps the seeds,
-into <out>/<variant>/<job>. The jobs are then read with leo_lightning.cli.compare: the table
+into <out>/<variant>/<job>. The jobs are then read with leo_lightning.jobs.compare: the table
 goes to stderr and <out>/compare.md (with compare.png). Prints JSON on stdout: the machine, the
 commands and their exit codes, one object per job with what compare.md shows, and per variant
 the mean and standard deviation of the test accuracy over its seeds. A variant that fails is
@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, progress  # noqa: E402
 
-from leo_lightning.cli.compare import (  # noqa: E402
+from leo_lightning.jobs.compare import (  # noqa: E402
     JobResult,
     label_jobs,
     markdown_table,

@@ -14,7 +14,7 @@ import lightning
 import torch
 
 from leo_lightning.data.episode import Episode
-from leo_lightning.precision import cpu_info
+from leo_lightning.models.precision import cpu_info
 
 _STARTED = time.perf_counter()
 

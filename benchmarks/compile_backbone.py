@@ -44,9 +44,9 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, median, random_episode, synchronize  # noqa: E402
 
-from leo_lightning.clipping import clip_per_tensor_  # noqa: E402
-from leo_lightning.module import LEOModule  # noqa: E402
-from leo_lightning.precision import as_record  # noqa: E402
+from leo_lightning.models.precision import as_record  # noqa: E402
+from leo_lightning.training.clipping import clip_per_tensor_  # noqa: E402
+from leo_lightning.training.module import LEOModule  # noqa: E402
 
 SETTING = dict(n=5, k=1, q=15, b=4, size=28, inner=5, finetune=5)
 

@@ -41,8 +41,8 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from lightning.pytorch.profilers import SimpleProfiler  # noqa: E402
 
-from leo_lightning.cli.common import instantiate_each  # noqa: E402
-from leo_lightning.config import register_configs  # noqa: E402
+from leo_lightning.config.schemas import register_configs  # noqa: E402
+from leo_lightning.jobs.common import instantiate_each  # noqa: E402
 
 NEXT = "[_TrainingEpochLoop].train_dataloader_next"
 

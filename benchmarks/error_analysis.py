@@ -10,7 +10,7 @@ stored data config, e.g. `data.n_way=20`), traces every query back to its class,
 JSON: the machine, the checkpoint, the BatchNorm mode, the accuracy (mean and 95% CI over
 episodes), accuracy per alphabet and per rotation, the errors by kind (other rotation of the same
 character, same alphabet, other alphabet) beside the share each kind would have by chance, and
-the most confused pairs. See leo_lightning.error_analysis.
+the most confused pairs. See leo_lightning.jobs.error_analysis.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, progress  # noqa: E402
 
-from leo_lightning.cli.errors import USER_ERRORS  # noqa: E402
-from leo_lightning.cli.eval import use_batch_norm  # noqa: E402
-from leo_lightning.configs import current_directory_as_root  # noqa: E402
-from leo_lightning.error_analysis import collect_outcomes, summarize  # noqa: E402
-from leo_lightning.facade import LEO  # noqa: E402
+from leo_lightning.api.leo import LEO  # noqa: E402
+from leo_lightning.config.compose import current_directory_as_root  # noqa: E402
+from leo_lightning.jobs.error_analysis import collect_outcomes, summarize  # noqa: E402
+from leo_lightning.jobs.eval import use_batch_norm  # noqa: E402
+from leo_lightning.jobs.user_errors import USER_ERRORS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

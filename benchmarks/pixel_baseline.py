@@ -20,9 +20,9 @@ from common import machine  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 
-from leo_lightning.baselines import pixel_nearest_neighbour  # noqa: E402
-from leo_lightning.config import register_configs  # noqa: E402
-from leo_lightning.metrics import EpisodeAccuracy  # noqa: E402
+from leo_lightning.config.schemas import register_configs  # noqa: E402
+from leo_lightning.jobs.baselines import pixel_nearest_neighbour  # noqa: E402
+from leo_lightning.training.metrics import EpisodeAccuracy  # noqa: E402
 
 
 def main(overrides: list[str]) -> dict:

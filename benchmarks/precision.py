@@ -35,10 +35,10 @@ from common import machine  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from leo_lightning.checkpoints import CHECKPOINT_KEY  # noqa: E402
-from leo_lightning.metrics import EpisodeAccuracy, episode_accuracy  # noqa: E402
-from leo_lightning.module import LEOModule  # noqa: E402
-from leo_lightning.precision import as_record  # noqa: E402
+from leo_lightning.models.precision import as_record  # noqa: E402
+from leo_lightning.training.checkpoints import CHECKPOINT_KEY  # noqa: E402
+from leo_lightning.training.metrics import EpisodeAccuracy, episode_accuracy  # noqa: E402
+from leo_lightning.training.module import LEOModule  # noqa: E402
 
 VARIANTS = {
     "bf16": ["model.backbone_autocast=bf16", "model.channels_last=true"],

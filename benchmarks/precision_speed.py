@@ -29,10 +29,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, median, progress, random_episode, time_per_call  # noqa: E402
 
-from leo_lightning.clipping import clip_per_tensor_  # noqa: E402
 from leo_lightning.models import Conv4  # noqa: E402
-from leo_lightning.module import LEOModule  # noqa: E402
-from leo_lightning.precision import as_record, autocast  # noqa: E402
+from leo_lightning.models.precision import as_record, autocast  # noqa: E402
+from leo_lightning.training.clipping import clip_per_tensor_  # noqa: E402
+from leo_lightning.training.module import LEOModule  # noqa: E402
 
 CPU = torch.device("cpu")
 BACKBONE_VARIANTS = {  # name: (autocast dtype, channels-last)

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, progress  # noqa: E402
 
-from leo_lightning.cli.compare import compare, read_multiruns  # noqa: E402
+from leo_lightning.jobs.compare import compare, read_multiruns  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = {  # name: the overrides that choose its data

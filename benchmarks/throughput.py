@@ -32,9 +32,9 @@ from common import (  # noqa: E402
     time_per_call,
 )
 
-from leo_lightning.clipping import clip_per_tensor_  # noqa: E402
-from leo_lightning.module import LEOModule  # noqa: E402
-from leo_lightning.precision import as_record  # noqa: E402
+from leo_lightning.models.precision import as_record  # noqa: E402
+from leo_lightning.training.clipping import clip_per_tensor_  # noqa: E402
+from leo_lightning.training.module import LEOModule  # noqa: E402
 
 DEFAULT = dict(n=5, k=1, q=15, b=4, size=28, inner=5, finetune=5)
 

@@ -1,7 +1,7 @@
 """Compare the jobs of a multirun: `python scripts/compare.py outputs/multiruns/<date>/<time>`.
 
 Writes compare.md and compare.png into that directory and prints the table (the same command
-as `leo-compare`, leo_lightning/cli/compare.py).
+as `leo-compare`, leo_lightning/jobs/compare.py).
 """
 
 import sys

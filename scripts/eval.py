@@ -1,6 +1,6 @@
 """Test a checkpoint: `python scripts/eval.py ckpt_path=<run>/checkpoints/last.ckpt`.
 
-The same command as `leo-eval` (leo_lightning/cli/eval.py), with outputs under this checkout.
+The same command as `leo-eval` (leo_lightning/jobs/eval.py), with outputs under this checkout.
 """
 
 import os

@@ -5,7 +5,7 @@
 support_dir holds one subfolder per class (the folder name is the label) with K >= 1 images;
 every image in query_dir is classified. Prints a table and writes predictions.csv.
 
-The same command as `leo-predict` (leo_lightning/cli/predict.py), with outputs under this checkout.
+The same command as `leo-predict` (leo_lightning/jobs/predict.py), with outputs under this checkout.
 """
 
 import os

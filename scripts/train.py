@@ -1,6 +1,6 @@
 """Meta-train LEO: `python scripts/train.py [group=option ...] [key=value ...]`.
 
-The same command as `leo-train` (leo_lightning/cli/train.py), with outputs and data under this
+The same command as `leo-train` (leo_lightning/jobs/train.py), with outputs and data under this
 checkout rather than the current directory.
 """
 

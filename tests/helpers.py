@@ -13,7 +13,7 @@ import torch
 
 from leo_lightning.data import ClassPool, EpisodicDataModule
 from leo_lightning.data.episode import Episode
-from leo_lightning.module import LEOModule
+from leo_lightning.training.module import LEOModule
 
 CONV4 = {"_target_": "leo_lightning.models.Conv4", "in_channels": 1, "channels": 8}
 AMORTIZED = {"_target_": "leo_lightning.strategies.Amortized"}

@@ -12,12 +12,12 @@ from hydra.utils import instantiate
 from test_config import compose_train
 from torch.utils.data import DataLoader
 
+from leo_lightning.config.validation import config_problems
 from leo_lightning.data import ClassPool, EpisodicDataModule
 from leo_lightning.data.augment import AffineParams, RandomAffine
 from leo_lightning.data.episodes import EpisodeShape, EpisodeStream
-from leo_lightning.data.errors import DataError
 from leo_lightning.data.sampling import episode_generator, sample_episode
-from leo_lightning.validation import config_problems
+from leo_lightning.errors import DataError
 
 SHAPE = EpisodeShape(5, 1, 3)
 

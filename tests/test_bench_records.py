@@ -6,8 +6,8 @@ import pytest
 from helpers import quiet_trainer, random_image_datamodule, tiny_module
 from test_config import compose_train
 
-from leo_lightning.cli.train import hparams
-from leo_lightning.memory import CPU_SOURCE, PeakStepMemory
+from leo_lightning.jobs.train import hparams
+from leo_lightning.training.memory import CPU_SOURCE, PeakStepMemory
 
 
 @pytest.mark.slow

@@ -6,7 +6,8 @@ import pytest
 import torch
 from helpers import tiny_module
 
-from leo_lightning.checkpoints import CheckpointError, check_compatible, read_checkpoint
+from leo_lightning.errors import CheckpointError
+from leo_lightning.training.checkpoints import check_compatible, read_checkpoint
 
 
 def save_ours(module, path):
@@ -115,7 +116,7 @@ def test_a_failed_save_raises_and_keeps_the_previous_checkpoint(tmp_path, monkey
 def test_an_unwritable_checkpoint_folder_is_named_before_training(tmp_path, monkeypatch):
     from helpers import unwritable
 
-    from leo_lightning.checkpoints import check_writable
+    from leo_lightning.training.checkpoints import check_writable
 
     folder = tmp_path / "checkpoints"
     with (
@@ -126,7 +127,7 @@ def test_an_unwritable_checkpoint_folder_is_named_before_training(tmp_path, monk
 
 
 def test_a_checkpoint_folder_below_a_file_is_named(tmp_path):
-    from leo_lightning.checkpoints import check_writable
+    from leo_lightning.training.checkpoints import check_writable
 
     (tmp_path / "file").write_text("")
     with pytest.raises(CheckpointError, match="cannot be written to .*file/checkpoints"):
@@ -138,7 +139,7 @@ def test_a_save_the_folder_refuses_fails_the_run(tmp_path, monkeypatch):
     from helpers import random_image_datamodule, unwritable
     from test_config import compose_train
 
-    from leo_lightning.cli.common import build_trainer
+    from leo_lightning.jobs.common import build_trainer
 
     cfg = compose_train(
         f"paths.run_dir={tmp_path}",

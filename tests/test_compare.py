@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from leo_lightning.cli.compare import CompareError, compare
+from leo_lightning.jobs.compare import CompareError, compare
 
 
 def fake_job(root, num, strategy, steps, acc=None, overrides=None, **results_extra):

@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from leo_lightning.config import register_configs
+from leo_lightning.config.schemas import register_configs
 
 register_configs()
 

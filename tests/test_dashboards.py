@@ -7,8 +7,8 @@ import pytest
 import torch
 from helpers import quiet_trainer, random_image_datamodule, run_script, tiny_module
 
-from leo_lightning import dashboards
-from leo_lightning.dashboards import GREEN, NEUTRAL, RED
+from leo_lightning.training import dashboards
+from leo_lightning.training.dashboards import GREEN, NEUTRAL, RED
 
 
 def task(n: int, k: int, q: int, channels: int, size: int, seed: int = 0):
@@ -195,7 +195,7 @@ def test_histograms_leave_out_the_non_finite_values():
         def add_histogram(self, tag, values, step):
             self.drawn = (tag, values.tolist(), step)
 
-    from leo_lightning.module import add_finite_histogram
+    from leo_lightning.training.module import add_finite_histogram
 
     writer = Writer()
     nan, inf = float("nan"), float("inf")

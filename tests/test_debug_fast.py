@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from test_folder import write_class
 from test_omniglot import write_archive
 
-from leo_lightning.config import register_configs
+from leo_lightning.config.schemas import register_configs
 
 register_configs()
 

@@ -1,5 +1,8 @@
-"""A default is stated three times (YAML, schema, Python signature) and must be the same in all
-three: a user reading any of them, or calling the class from Python, gets what a run does."""
+"""Where a default is still stated in more than one place it must be the same in each: a user
+reading any of them, or calling the class from Python, gets what a run does. A strategy's
+settings are declared once, in its spec: its schema is made from it and its signature reads it.
+The model's, the data's and the augmentation's keys are still written in their YAML, their
+schema and their class's signature."""
 
 from __future__ import annotations
 
@@ -10,18 +13,11 @@ import pytest
 from conftest import ROOT
 from omegaconf import OmegaConf
 
-from leo_lightning.config import (
-    AffineAugmentSchema,
-    DataSchema,
-    LatentStrategySchema,
-    LEOSchema,
-    MAMLSchema,
-    PerTaskSchema,
-)
+from leo_lightning.config.schemas import AffineAugmentSchema, DataSchema, LEOSchema, strategy_schema
 from leo_lightning.data import EpisodicDataModule
 from leo_lightning.data.augment import RandomAffine
-from leo_lightning.module import LEOModule
-from leo_lightning.strategies import MAML, Amortized, AmortizedPure, MetaSGD, PerTask, Universal
+from leo_lightning.strategies.catalog import built_in
+from leo_lightning.training.module import LEOModule
 
 # Keys whose YAML value is an interpolation or a choice of that file, not a default.
 NOT_DEFAULTS = {
@@ -65,24 +61,9 @@ def signature_defaults(function) -> dict:
     ("yaml", "package", "schema", "function"),
     [
         ("model/leo.yaml", None, LEOSchema, LEOModule.__init__),
-        ("strategy/per_task.yaml", "strategy", PerTaskSchema, PerTask.__init__),
-        ("strategy/maml.yaml", "strategy", MAMLSchema, MAML.__init__),
-        ("strategy/meta_sgd.yaml", "strategy", MAMLSchema, MetaSGD.__init__),
         ("data/augment/affine.yaml", None, AffineAugmentSchema, RandomAffine.__init__),
-        ("strategy/amortized.yaml", None, LatentStrategySchema, Amortized.__init__),
-        ("strategy/universal.yaml", None, LatentStrategySchema, Universal.__init__),
-        ("strategy/amortized_pure.yaml", "strategy", LatentStrategySchema, AmortizedPure.__init__),
     ],
-    ids=[
-        "model",
-        "per_task",
-        "maml",
-        "meta_sgd",
-        "affine",
-        "amortized",
-        "universal",
-        "amortized_pure",
-    ],
+    ids=["model", "affine"],
 )
 def test_yaml_schema_and_python_defaults_agree(yaml, package, schema, function):
     in_yaml, in_schema, in_python = (
@@ -104,3 +85,17 @@ def test_data_defaults_agree_where_they_are_not_dataset_specific():
         if k not in specific
     }
     assert in_yaml == in_schema == in_python
+
+
+@pytest.mark.parametrize("strategy", built_in(), ids=lambda c: c.spec.name)
+def test_a_strategy_s_schema_and_signature_take_its_spec_s_defaults(strategy):
+    declared = strategy.spec.defaults()
+    assert schema_defaults(strategy_schema(strategy)) == declared
+    assert signature_defaults(strategy.__init__) == declared
+
+
+@pytest.mark.parametrize("strategy", built_in(), ids=lambda c: c.spec.name)
+def test_a_strategy_s_yaml_restates_none_of_its_settings(strategy):
+    in_yaml = OmegaConf.load(ROOT / "conf" / "strategy" / f"{strategy.spec.name}.yaml")
+    node = in_yaml.get("strategy", in_yaml)
+    assert set(node) - {"_target_", "defaults"} == set()

@@ -1,5 +1,5 @@
 """Error analysis: every query traced back to its class, errors counted by alphabet, rotation
-and kind of confusion (leo_lightning.error_analysis, benchmarks/error_analysis.py)."""
+and kind of confusion (leo_lightning.jobs.error_analysis, benchmarks/error_analysis.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from torch.utils.data import default_collate
 
 from leo_lightning.data import ClassPool
 from leo_lightning.data.episodes import EpisodeShape, FixedEpisodes
-from leo_lightning.error_analysis import (
+from leo_lightning.jobs.error_analysis import (
     KINDS,
     KINDS_WITHOUT_GROUPS,
     QueryOutcomes,

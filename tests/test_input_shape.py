@@ -8,8 +8,8 @@ import torch
 from helpers import PoolSource, quiet_trainer, random_image_datamodule, run_script, tiny_module
 from test_config import compose_train
 
+from leo_lightning.config.validation import config_problems
 from leo_lightning.data import ClassPool, EpisodicDataModule
-from leo_lightning.validation import config_problems
 
 FLATTEN = {"_target_": "leo_lightning.models.Flatten"}
 

@@ -15,7 +15,7 @@ from conftest import ROOT
 from helpers import TINY_CONV4, TINY_RUN, quiet_trainer, random_image_datamodule, tiny_module
 from lightning.pytorch.callbacks import Callback
 
-from leo_lightning.callbacks import CheckpointOnInterrupt
+from leo_lightning.jobs.callbacks import CheckpointOnInterrupt
 
 pytestmark = pytest.mark.slow
 
@@ -151,7 +151,7 @@ def test_ctrl_c_with_an_unwritable_folder_fails_loudly_and_never_says_saved(
 ):
     from helpers import unwritable
 
-    from leo_lightning.checkpoints import CheckpointError
+    from leo_lightning.errors import CheckpointError
 
     class CtrlCInTraining(Callback):
         def on_train_batch_start(self, trainer, *args):

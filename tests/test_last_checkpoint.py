@@ -10,7 +10,7 @@ import torch
 from helpers import quiet_trainer, random_image_datamodule, tiny_module
 from lightning.pytorch.callbacks import Callback
 
-from leo_lightning.callbacks import LastCheckpoint
+from leo_lightning.jobs.callbacks import LastCheckpoint
 
 
 class SaveSteps(Callback):

@@ -16,7 +16,7 @@ from helpers import quiet_trainer
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from leo_lightning.config import register_configs
+from leo_lightning.config.schemas import register_configs
 from leo_lightning.data.leo_embeddings import LEOEmbeddingSource, read_embedding_file
 
 register_configs()

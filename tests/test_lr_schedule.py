@@ -13,8 +13,9 @@ from lightning.pytorch.callbacks import Callback
 from test_config import compose_train
 from test_numerics import poison_losses
 
-from leo_lightning.callbacks import LastCheckpoint
-from leo_lightning.checkpoints import CHECKPOINT_KEY, CheckpointError, check_compatible
+from leo_lightning.errors import CheckpointError
+from leo_lightning.jobs.callbacks import LastCheckpoint
+from leo_lightning.training.checkpoints import CHECKPOINT_KEY, check_compatible
 
 LR = 1e-3
 

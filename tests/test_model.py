@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 from helpers import random_episode, tiny_module
 
-from leo_lightning.clipping import clip_per_tensor_
-from leo_lightning.metrics import EpisodeAccuracy
 from leo_lightning.models.decoder import Decoder
 from leo_lightning.models.distributions import sample_gaussian
 from leo_lightning.models.relation import RelationNetwork
+from leo_lightning.training.clipping import clip_per_tensor_
+from leo_lightning.training.metrics import EpisodeAccuracy
 
 
 def meta_gradients(module, episode, seed=0):
@@ -171,8 +171,8 @@ def test_query_loss_is_mean_cross_entropy():
 
 
 def test_pixel_nearest_neighbour_copies_the_label_of_the_closest_support_image():
-    from leo_lightning.baselines import pixel_nearest_neighbour
     from leo_lightning.data.episode import Episode
+    from leo_lightning.jobs.baselines import pixel_nearest_neighbour
 
     support = torch.stack([torch.full((1, 2, 2), v, dtype=torch.uint8) for v in (0, 100, 200)])
     query = torch.stack([torch.full((1, 2, 2), v, dtype=torch.uint8) for v in (190, 10, 120)])

@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from PIL import Image
 
-from leo_lightning.config import register_configs
+from leo_lightning.config.schemas import register_configs
 from leo_lightning.data import EpisodicDataModule, omniglot
 from leo_lightning.data.omniglot import OmniglotSource
 

@@ -15,7 +15,7 @@ from helpers import TINY_CONV4
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from leo_lightning.config import register_configs
+from leo_lightning.config.schemas import register_configs
 from leo_lightning.data.files import file_sha256
 from leo_lightning.data.omniglot import BUNDLED_DIR, KNOWN_SHA256, OmniglotSource
 

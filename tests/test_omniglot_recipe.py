@@ -7,7 +7,7 @@ import pytest
 from test_config import compose_train
 from test_omniglot_105 import leaves
 
-from leo_lightning.validation import config_problems
+from leo_lightning.config.validation import config_problems
 
 STRATEGIES = ["amortized", "amortized_pure", "universal", "maml", "fomaml", "meta_sgd", "protonet"]
 

@@ -7,7 +7,7 @@ from conftest import ROOT
 from helpers import run_script
 
 from leo_lightning.cli.overrides import unknown_key_message
-from leo_lightning.config import register_configs
+from leo_lightning.config.schemas import register_configs
 
 register_configs()
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from helpers import quiet_trainer, random_image_datamodule, tiny_module
 
-from leo_lightning import precision
+from leo_lightning.models import precision
 from leo_lightning.models import Conv4
 
 CPU = torch.device("cpu")
@@ -152,7 +152,7 @@ def test_used_without_a_trainer_auto_resolves_on_the_first_forward(cpu):
 
 def test_leomodule_and_leonet_default_to_auto_and_channels_last():
     from leo_lightning.models.leo import LEONet
-    from leo_lightning.module import LEOModule
+    from leo_lightning.training.module import LEOModule
 
     for cls in (LEOModule, LEONet):
         params = inspect.signature(cls.__init__).parameters

@@ -12,8 +12,8 @@ from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution
 
 from hydra_plugins.leo_optuna_sweeper._search_space import build_search_space
-from leo_lightning.config import register_configs
-from leo_lightning.validation import config_problems
+from leo_lightning.config.schemas import register_configs
+from leo_lightning.config.validation import config_problems
 
 register_configs()
 SEARCHES = sorted(p.stem for p in (ROOT / "conf" / "hparams_search").glob("*.yaml"))

@@ -38,7 +38,7 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path):
 def test_a_resume_with_a_new_lr_trains_with_it_and_records_it(tmp_path):
     from helpers import quiet_trainer, random_image_datamodule, tiny_module
 
-    from leo_lightning.callbacks import LastCheckpoint
+    from leo_lightning.jobs.callbacks import LastCheckpoint
 
     last = LastCheckpoint(str(tmp_path), every_n_steps=None, every_seconds=None)
     first = quiet_trainer(max_steps=2, limit_val_batches=0, callbacks=[last])

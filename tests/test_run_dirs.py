@@ -21,11 +21,9 @@ from hydra.core.utils import setup_globals
 from hydra.errors import InstantiationException
 from omegaconf import OmegaConf, open_dict
 
-from leo_lightning.checkpoints import CheckpointError
-from leo_lightning.cli.errors import remove_empty_run_dir, user_error
-from leo_lightning.config import register_configs
-from leo_lightning.data.errors import DataError
-from leo_lightning.run_dirs import (
+from leo_lightning.config.schemas import register_configs
+from leo_lightning.errors import CheckpointError, ConfigError, DataError
+from leo_lightning.jobs.run_dirs import (
     newest_last_checkpoint,
     prepare_job_dir,
     prepare_run_dir,
@@ -33,7 +31,7 @@ from leo_lightning.run_dirs import (
     resolve_last,
     resume_command,
 )
-from leo_lightning.validation import ConfigError
+from leo_lightning.jobs.user_errors import remove_empty_run_dir, user_error
 
 register_configs()
 setup_globals()  # Hydra's ${now:...} resolver

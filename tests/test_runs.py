@@ -13,8 +13,7 @@ from helpers import TINY_CONV4, TINY_RUN
 from hydra import initialize_config_dir
 
 import leo_lightning as ll
-from leo_lightning.checkpoints import CheckpointError
-from leo_lightning.validation import ConfigError
+from leo_lightning.errors import CheckpointError, ConfigError
 
 MY_EXPERIMENT = "# @package _global_\nmodel:\n  latent_dim: 4\n"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from leo_lightning.safe_text import spreadsheet_cell, without_control_characters
+from leo_lightning.jobs.safe_text import spreadsheet_cell, without_control_characters
 
 
 @pytest.mark.parametrize("name", ["=1+2", "+1", "-1", "@SUM(1+1)", "\t=1", "\r=1"])

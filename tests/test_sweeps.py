@@ -26,7 +26,7 @@ from hydra_plugins.leo_optuna_sweeper._search_space import (
     format_value,
 )
 from hydra_plugins.leo_optuna_sweeper.sweeper import OptunaSweeper
-from leo_lightning.config import register_configs
+from leo_lightning.config.schemas import register_configs
 
 register_configs()
 

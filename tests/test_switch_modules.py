@@ -8,7 +8,7 @@ import pytest
 import torch
 from helpers import random_episode, tiny_module
 
-from leo_lightning.checkpoints import CheckpointError
+from leo_lightning.errors import CheckpointError
 from leo_lightning.models.decoder import Decoder
 from leo_lightning.models.mixture_decoder import MixtureDecoder
 from leo_lightning.models.relation import RelationNetwork

@@ -24,9 +24,10 @@ from test_config import compose_train
 from test_debug_fast import QUICK
 
 import leo_lightning as ll
-from leo_lightning.checkpoints import CheckpointError, check_compatible, read_checkpoint
-from leo_lightning.module import LEOModule
-from leo_lightning.validation import ConfigError, config_problems
+from leo_lightning.config.validation import config_problems
+from leo_lightning.errors import CheckpointError, ConfigError
+from leo_lightning.training.checkpoints import check_compatible, read_checkpoint
+from leo_lightning.training.module import LEOModule
 
 # Each switch alone, as spelled on the command line.
 SWITCHES = {

@@ -13,8 +13,8 @@ from helpers import TINY_CONV4, TINY_RUN, PoolSource, quiet_trainer, tiny_module
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 import leo_lightning as ll
-from leo_lightning.cli.train import _test_checkpoint
 from leo_lightning.data import ClassPool, EpisodicDataModule
+from leo_lightning.jobs.train import _test_checkpoint
 
 
 def id_pool(first: int, n_classes: int, examples: int = 4) -> ClassPool:

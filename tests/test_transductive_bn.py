@@ -7,11 +7,11 @@ import pytest
 import torch
 from helpers import PoolSource, quiet_trainer, random_episode, tiny_module
 
-from leo_lightning.cli.eval import use_batch_norm
 from leo_lightning.data import ClassPool, EpisodicDataModule
 from leo_lightning.data.episode import Episode
+from leo_lightning.errors import ConfigError
+from leo_lightning.jobs.eval import use_batch_norm
 from leo_lightning.strategies import Amortized, ModelDims
-from leo_lightning.validation import ConfigError
 
 LATENT = {
     "amortized": "leo_lightning.strategies.Amortized",
@@ -118,7 +118,7 @@ def test_eval_switches_a_latent_checkpoint_to_batch_statistics():
 
 def test_eval_refuses_to_switch_the_mode_of_maml_naming_the_key_and_the_strategy():
     module = tiny_module(strategy={"_target_": "leo_lightning.strategies.MAML"})
-    with pytest.raises(ConfigError, match="batch_norm=batch.*strategy is MAML"):
+    with pytest.raises(ConfigError, match="batch_norm=batch.*strategy is maml"):
         use_batch_norm(module, "batch")
 
 

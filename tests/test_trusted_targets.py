@@ -7,9 +7,9 @@ import torch
 from helpers import quiet_trainer, random_image_datamodule, run_script, tiny_module
 
 import leo_lightning as ll
-from leo_lightning.checkpoints import CheckpointError
-from leo_lightning.module import LEOModule
-from leo_lightning.trusted_targets import allowed_targets, check_stored_targets
+from leo_lightning.errors import CheckpointError
+from leo_lightning.training.module import LEOModule
+from leo_lightning.training.trusted_targets import allowed_targets, check_stored_targets
 
 PRECIOUS = "a file the checkpoint must not touch\n"
 

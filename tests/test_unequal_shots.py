@@ -14,7 +14,7 @@ from helpers import TINY_CONV4, TINY_RUN, tiny_module, train_checkpoint
 from leo_lightning.data.episode import Episode
 from leo_lightning.data.glyphs import render_glyphs
 from leo_lightning.models.shots import shot_weights
-from leo_lightning.module import LEOModule
+from leo_lightning.training.module import LEOModule
 
 N_WAY, QUERIES = 3, 20
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_config import compose_train
 
-from leo_lightning.validation import RULES, config_problems
+from leo_lightning.config.validation import RULES, config_problems
 
 BASE = compose_train()
 VALID_VALUES = {

@@ -11,10 +11,10 @@ from hydra import compose, initialize_config_dir
 from test_config import compose_train
 from test_omniglot import SIZE, write_archive
 
+from leo_lightning.config.validation import config_problems
 from leo_lightning.data import ClassPool, EpisodicDataModule, OmniglotSource
 from leo_lightning.data.episodes import EpisodeShape, FixedEpisodes
-from leo_lightning.data.errors import DataError
-from leo_lightning.validation import config_problems
+from leo_lightning.errors import DataError
 
 EXAMPLES = 4
 GROUP_SIZES = {"A": 6, "B": 2, "C": 5, "D": 3}  # classes per group

@@ -4,9 +4,9 @@ From Python: `train(overrides)` and `evaluate(ckpt_path)` run what the `leo-trai
 `leo-eval` commands run; `LEO` exposes a model's adaptation steps by name (README, "Python API").
 """
 
-from leo_lightning.facade import LEO
-from leo_lightning.module import LEOModule
-from leo_lightning.runs import evaluate, train
+from leo_lightning.api.leo import LEO
+from leo_lightning.api.runs import evaluate, train
+from leo_lightning.training.module import LEOModule
 
 __all__ = ["LEO", "LEOModule", "evaluate", "train"]
 __version__ = "0.1.0"

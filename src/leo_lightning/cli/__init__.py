@@ -1,1 +1,2 @@
-"""Entry points behind scripts/: compose the config, build objects, run, write results."""
+"""The commands (`leo-train`, `leo-eval`, `leo-predict`, `leo-compare`): thin shells that read
+the command line and run a job from jobs/."""

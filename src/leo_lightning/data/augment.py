@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from leo_lightning.data.episode import Episode
-from leo_lightning.data.errors import DataError
+from leo_lightning.errors import DataError
 
 # An augmentation: uint8 images [M, C, H, W] and the episode's generator -> uint8 images.
 Augmentation = Callable[[Tensor, torch.Generator], Tensor]

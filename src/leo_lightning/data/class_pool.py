@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from leo_lightning.data.errors import DataError
+from leo_lightning.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Subset
 from leo_lightning.data.augment import Augmentation
 from leo_lightning.data.class_pool import ClassPool
 from leo_lightning.data.episodes import EpisodeShape, EpisodeStream, FixedEpisodes
-from leo_lightning.data.errors import DataError
+from leo_lightning.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from leo_lightning.data.errors import DataError
+from leo_lightning.errors import DataError
 
 logger = logging.getLogger(__name__)
 

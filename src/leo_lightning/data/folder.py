@@ -32,8 +32,8 @@ import numpy as np
 import torch
 
 from leo_lightning.data.class_pool import ClassPool
-from leo_lightning.data.errors import DataError, DataNotFoundError
 from leo_lightning.data.files import atomic_save, decode_image, load_cache
+from leo_lightning.errors import DataError, DataNotFoundError
 
 __all__ = ["IMAGE_SUFFIXES", "FolderSource"]
 

@@ -45,8 +45,8 @@ from types import MappingProxyType
 import torch
 
 from leo_lightning.data.class_pool import ClassPool
-from leo_lightning.data.errors import DataError
 from leo_lightning.data.files import atomic_save
+from leo_lightning.errors import DataError
 
 __all__ = [
     "DEFAULT_SPLIT_CLASSES",

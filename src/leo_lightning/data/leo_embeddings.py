@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from leo_lightning.data.class_pool import ClassPool
-from leo_lightning.data.errors import DataError, DataNotFoundError
+from leo_lightning.errors import DataError, DataNotFoundError
 
 __all__ = ["DATASETS", "LEOEmbeddingSource", "read_embedding_file"]
 

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from leo_lightning import precision
-from leo_lightning.checkpoints import CheckpointError
+from leo_lightning.errors import CheckpointError
+from leo_lightning.models import precision
 from leo_lightning.models.decoder import Decoder
 from leo_lightning.models.distributions import sample_gaussian, weight_std_offset
 from leo_lightning.models.mixture_decoder import MixtureDecoder
@@ -165,7 +165,7 @@ class LEONet(nn.Module):
         return out.reshape(*lead, -1)
 
     def resolve_precision(self, device: torch.device) -> precision.BackbonePrecision:
-        """The backbone's precision on `device`, decided once (see leo_lightning.precision)."""
+        """The backbone's precision on `device`, decided once (see models/precision.py)."""
         if self.precision is None:
             self.precision = precision.resolve(
                 self.backbone_autocast, device, self.backbone, self.input_shape, self.channels_last

@@ -1,4 +1,9 @@
-"""Optimization strategies: where a task's latent codes and classifier weights come from."""
+"""Optimization strategies: where a task's latent codes and classifier weights come from.
+
+A strategy of your own subclasses `Strategy` (or `LatentStrategy`) and declares a
+`StrategySpec`; with a YAML file that names it (`strategy: {_target_: my_module.MyStrategy}`)
+in a config folder of yours, `strategy=<file name>` trains it (README, "Where to change what").
+"""
 
 from leo_lightning.strategies.amortized import Amortized
 from leo_lightning.strategies.amortized_pure import AmortizedPure
@@ -7,6 +12,7 @@ from leo_lightning.strategies.maml import MAML
 from leo_lightning.strategies.meta_sgd import MetaSGD
 from leo_lightning.strategies.per_task import PerTask
 from leo_lightning.strategies.protonet import ProtoNet
+from leo_lightning.strategies.spec import Setting, Steps, StrategySpec
 from leo_lightning.strategies.universal import Universal
 
 __all__ = [
@@ -18,7 +24,10 @@ __all__ = [
     "ModelDims",
     "PerTask",
     "ProtoNet",
+    "Setting",
+    "Steps",
     "Strategy",
+    "StrategySpec",
     "TaskOutput",
     "Universal",
 ]

@@ -13,11 +13,22 @@ from leo_lightning.models.distributions import sample_gaussian
 from leo_lightning.models.encoder import Encoder
 from leo_lightning.models.leo import LEONet
 from leo_lightning.models.relation_rounds import build_relation
-from leo_lightning.strategies.base import LatentStrategy, ModelDims
+from leo_lightning.models.switches import SWITCHES
+from leo_lightning.strategies.base import LATENT_BATCH_NORM, LatentStrategy, ModelDims
+from leo_lightning.strategies.spec import LATENT_STEPS, StrategySpec
 
 
 class Amortized(LatentStrategy):
-    def __init__(self, dims: ModelDims, batch_norm: str = "running"):
+    spec = StrategySpec(
+        name="amortized",
+        summary="LEO: an encoder and relation network give each class's initial code, then "
+        "latent and fine-tuning steps",
+        steps=LATENT_STEPS,
+        settings={"batch_norm": LATENT_BATCH_NORM},
+        switches=frozenset(SWITCHES),
+    )
+
+    def __init__(self, dims: ModelDims, batch_norm: str = LATENT_BATCH_NORM.default):
         super().__init__(batch_norm)
         self.encoder = Encoder(dims.feature_dim, dims.latent_dim, dims.dropout)
         self.relation = build_relation(dims.relation, dims.latent_dim, dims.relation_rounds)

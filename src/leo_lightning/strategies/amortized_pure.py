@@ -11,10 +11,20 @@ from __future__ import annotations
 from leo_lightning.data.episode import Episode
 from leo_lightning.models.leo import LEONet
 from leo_lightning.strategies.amortized import Amortized
-from leo_lightning.strategies.base import TaskOutput, n_way_of
+from leo_lightning.strategies.base import LATENT_BATCH_NORM, TaskOutput, n_way_of
+from leo_lightning.strategies.spec import NO_STEPS, StrategySpec
 
 
 class AmortizedPure(Amortized):
+    spec = StrategySpec(
+        name="amortized_pure",
+        summary="LEO's encoder, relation network and decoder alone: one forward pass, no steps",
+        steps=NO_STEPS,
+        settings={"batch_norm": LATENT_BATCH_NORM},
+        switches=frozenset({"relation", "relation_rounds", "decoder", "decoder_experts"}),
+        why_not="it takes no latent or fine-tuning steps",
+    )
+
     def forward(self, net: LEONet, episode: Episode) -> TaskOutput:
         n_way = n_way_of(episode)
         support, query = self.episode_features(net, episode)

@@ -16,8 +16,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from leo_lightning.data.episode import Episode
+from leo_lightning.errors import ConfigError
 from leo_lightning.models.batch_norm import batch_statistics, has_batch_norm
 from leo_lightning.models.leo import LEONet
+from leo_lightning.strategies.spec import Setting, StrategySpec
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,9 @@ BN_NONE = "none"
 
 
 class Strategy(nn.Module, ABC):
+    #: What the strategy is called and what it reads (strategies/spec.py); every concrete
+    #: strategy declares its own.
+    spec: ClassVar[StrategySpec]
     #: False for strategies with nothing to meta-learn: training is skipped.
     meta_trained: ClassVar[bool] = True
     #: False for strategies that classify without LEO's decoder: its L2 and orthogonality
@@ -89,9 +94,24 @@ class Strategy(nn.Module, ABC):
         """Weight matrices of this strategy that take LEO's L2 penalty."""
         return []
 
+    def check_settings(self, **settings) -> None:
+        """Refuse, naming the key, a setting this strategy does not have or a value that breaks
+        its rule (a strategy built from Python gets the checks a config gets)."""
+        problems = self.spec.setting_problems(settings)
+        if problems:
+            raise ConfigError(problems)
+
 
 #: `strategy.batch_norm` of the latent strategies (maml's `support` has no meaning for them).
 LATENT_BATCH_NORM_MODES = ("running", "batch")
+LATENT_BATCH_NORM = Setting(
+    "running",
+    "BatchNorm at evaluation. running: the running statistics of meta-training (each query "
+    "classified on its own); batch: the statistics of each episode's own support and query "
+    "examples, never those of other episodes (transductive: a query depends on the episode's "
+    "other queries). Meta-training normalises over the whole meta-batch either way",
+    choices=LATENT_BATCH_NORM_MODES,
+)
 
 
 class LatentStrategy(Strategy):
@@ -105,12 +125,9 @@ class LatentStrategy(Strategy):
     whole meta-batch in both modes.
     """
 
-    def __init__(self, batch_norm: str = "running"):
+    def __init__(self, batch_norm: str = LATENT_BATCH_NORM.default):
         super().__init__()
-        if batch_norm not in LATENT_BATCH_NORM_MODES:
-            raise ValueError(
-                f"strategy.batch_norm={batch_norm!r}: must be one of {LATENT_BATCH_NORM_MODES}"
-            )
+        self.check_settings(batch_norm=batch_norm)
         self.batch_norm = batch_norm
 
     def episode_features(self, net: LEONet, episode: Episode) -> tuple[Tensor, Tensor]:

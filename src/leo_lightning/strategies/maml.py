@@ -54,20 +54,55 @@ from leo_lightning.strategies.base import (
     TaskOutput,
     n_way_of,
 )
+from leo_lightning.strategies.spec import Setting, Steps, StrategySpec
 
 BATCH_NORM_MODES = ("running", "batch", "support")
 HEAD = ("head.weight", "head.bias")
 
+SGD_STEPS = Steps(
+    "SGD steps",
+    min_inner=1,
+    why_min="its head starts at zero: without a step every class scores the same",
+)
+INNER_LR = Setting(
+    0.4,
+    "SGD rate of the inner steps (MAML's Omniglot value), every parameter",
+    check=lambda v: v > 0,
+    expected="> 0",
+)
+BATCH_NORM = Setting(
+    "support",
+    "support: the task's support-set statistics normalise its support and queries, in "
+    "training and test (not transductive); running: batch statistics in training, running ones "
+    "at test (as LEO; poor for MAML, whose inner steps change the activations); batch: the "
+    "statistics of the batch classified, as MAML's reference code (transductive: each query "
+    "depends on the other queries)",
+    choices=BATCH_NORM_MODES,
+)
+TRAINED_BATCH_NORM = "its strategy.batch_norm, set at training, also shapes its inner loop"
+
 
 class MAML(Strategy):
+    spec = StrategySpec(
+        name="maml",
+        summary="MAML: every backbone parameter and a zero linear head adapted by SGD steps",
+        steps=SGD_STEPS,
+        settings={"inner_lr": INNER_LR, "batch_norm": BATCH_NORM},
+        why_not="it adapts the backbone and a linear head: no relation network, no LEO decoder, "
+        "no learned latent or fine-tuning rates",
+        fixed_batch_norm=TRAINED_BATCH_NORM,
+        first_order_name="fomaml",
+    )
     uses_decoder = False
 
-    def __init__(self, dims: ModelDims, inner_lr: float = 0.4, batch_norm: str = "support"):
+    def __init__(
+        self,
+        dims: ModelDims,
+        inner_lr: float = INNER_LR.default,
+        batch_norm: str = BATCH_NORM.default,
+    ):
         super().__init__()
-        if batch_norm not in BATCH_NORM_MODES:
-            raise ValueError(
-                f"strategy.batch_norm={batch_norm!r}: must be one of {BATCH_NORM_MODES}"
-            )
+        self.check_settings(inner_lr=inner_lr, batch_norm=batch_norm)
         self.inner_lr, self.batch_norm = inner_lr, batch_norm
 
     def forward(self, net: LEONet, episode: Episode) -> TaskOutput:

@@ -14,11 +14,35 @@ import torch
 from torch import Tensor, nn
 
 from leo_lightning.strategies.base import ModelDims
-from leo_lightning.strategies.maml import MAML
+from leo_lightning.strategies.maml import BATCH_NORM, INNER_LR, MAML, SGD_STEPS, TRAINED_BATCH_NORM
+from leo_lightning.strategies.spec import Setting, StrategySpec
 
 
 class MetaSGD(MAML):
-    def __init__(self, dims: ModelDims, inner_lr: float = 0.4, batch_norm: str = "support"):
+    spec = StrategySpec(
+        name="meta_sgd",
+        summary="MAML with a meta-learned inner rate per parameter tensor entry",
+        steps=SGD_STEPS,
+        settings={
+            "inner_lr": Setting(
+                INNER_LR.default,
+                "initial value of every learned rate",
+                check=INNER_LR.check,
+                expected=INNER_LR.expected,
+            ),
+            "batch_norm": BATCH_NORM,
+        },
+        why_not="it adapts the backbone and a linear head with its own per-parameter rates: no "
+        "relation network, no LEO decoder",
+        fixed_batch_norm=TRAINED_BATCH_NORM,
+    )
+
+    def __init__(
+        self,
+        dims: ModelDims,
+        inner_lr: float = INNER_LR.default,
+        batch_norm: str = BATCH_NORM.default,
+    ):
         super().__init__(dims, inner_lr, batch_norm)
         shapes = {f"backbone.{name}": shape for name, shape in dims.backbone_shapes}
         shapes["head.weight"] = (1, dims.feature_dim)  # broadcast over the N class rows

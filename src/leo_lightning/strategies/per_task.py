@@ -49,20 +49,50 @@ from leo_lightning.strategies.base import (
     n_way_of,
     task_indices,
 )
+from leo_lightning.strategies.spec import Setting, Steps, StrategySpec
+
+SPEC = StrategySpec(
+    name="per_task",
+    summary="no meta-learning: a fresh network, q(z) and decoder fitted to each task with Adam",
+    steps=Steps("Adam steps"),
+    settings={
+        "lr": Setting(0.01, "Adam learning rate per task", check=lambda v: v > 0, expected="> 0"),
+        "betas": Setting(
+            [0.5, 0.9],
+            "Adam betas",
+            check=lambda v: len(v) == 2 and all(0 <= b < 1 for b in v),
+            expected="two values in [0, 1)",
+        ),
+        "reconstruction_weight": Setting(
+            10.0,
+            "loss = total KL + this * summed support NLL",
+            check=lambda v: v >= 0,
+            expected=">= 0",
+        ),
+        "seed": Setting(0, "seeds the fresh per-task initializations"),
+    },
+    why_not="it fits a fresh decoder and q(z) per task with Adam: no relation network, shared "
+    "decoder or learned rates",
+    fixed_batch_norm="each task's fresh network normalises with its support set",
+)
 
 
 class PerTask(Strategy):
+    spec = SPEC
     meta_trained = False
 
     def __init__(
         self,
         dims: ModelDims,
-        lr: float = 0.01,
-        betas: tuple[float, float] = (0.5, 0.9),
-        reconstruction_weight: float = 10.0,
-        seed: int = 0,
+        lr: float = SPEC.settings["lr"].default,
+        betas: tuple[float, float] = tuple(SPEC.settings["betas"].default),
+        reconstruction_weight: float = SPEC.settings["reconstruction_weight"].default,
+        seed: int = SPEC.settings["seed"].default,
     ):
         super().__init__()
+        self.check_settings(
+            lr=lr, betas=list(betas), reconstruction_weight=reconstruction_weight, seed=seed
+        )
         self.dims, self.lr, self.betas = dims, lr, tuple(betas)
         self.reconstruction_weight, self.seed = reconstruction_weight, seed
 

@@ -15,9 +15,18 @@ from torch import Tensor
 from leo_lightning.data.episode import Episode
 from leo_lightning.models.leo import LEONet
 from leo_lightning.strategies.base import ModelDims, Strategy, TaskOutput, n_way_of
+from leo_lightning.strategies.spec import NO_STEPS, StrategySpec
 
 
 class ProtoNet(Strategy):
+    spec = StrategySpec(
+        name="protonet",
+        summary="Prototypical Networks: queries scored by distance to each class's mean feature",
+        steps=NO_STEPS,
+        why_not="it classifies by distances to class prototypes: no relation network, decoder "
+        "or steps",
+        fixed_batch_norm="class means of features normalised with running statistics",
+    )
     uses_decoder = False
 
     def __init__(self, dims: ModelDims):

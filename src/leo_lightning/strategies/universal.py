@@ -12,11 +12,22 @@ import torch
 from torch import Tensor, nn
 
 from leo_lightning.models.leo import LEONet
-from leo_lightning.strategies.base import LatentStrategy, ModelDims
+from leo_lightning.strategies.base import LATENT_BATCH_NORM, LatentStrategy, ModelDims
+from leo_lightning.strategies.spec import LATENT_STEPS, StrategySpec
 
 
 class Universal(LatentStrategy):
-    def __init__(self, dims: ModelDims, batch_norm: str = "running"):
+    spec = StrategySpec(
+        name="universal",
+        summary="one meta-learned code z_meta starts every class, then latent and fine-tuning "
+        "steps (MAML-like)",
+        steps=LATENT_STEPS,
+        settings={"batch_norm": LATENT_BATCH_NORM},
+        switches=frozenset({"decoder", "decoder_experts", "per_step_rates"}),
+        why_not="it starts every class from the learned z_meta: no encoder or relation network",
+    )
+
+    def __init__(self, dims: ModelDims, batch_norm: str = LATENT_BATCH_NORM.default):
         super().__init__(batch_norm)
         self.z_meta = nn.Parameter(torch.zeros(dims.latent_dim))
 

@@ -1,11 +1,7 @@
-"""Where the Hydra configs live, and composing one outside a Hydra app.
+"""Composing a config outside a Hydra app, and where a run's files go.
 
-One copy of the configs: the checkout's top-level `conf/`. The package reaches it through the
-symlink `src/leo_lightning/conf -> ../../conf`, which setuptools follows when it builds a
-wheel (`[tool.setuptools.package-data]` in pyproject.toml), so an installed package carries real
-files in `leo_lightning/conf/` and a checkout (editable install or PYTHONPATH=src) reads `conf/`
-itself. Every entry point (scripts/*.py, the `leo-*` commands, `leo_lightning.train`) composes
-from `CONFIG_DIR`.
+Every entry point (the `leo-*` commands, scripts/*.py, `leo_lightning.train`) composes from the
+package's configs, `locations.CONFIG_DIR`.
 
 Outputs and data go under `paths.root_dir` (conf/paths/default.yaml), read from
 LEO_PROJECT_ROOT: scripts/*.py set it to their checkout; the installed commands and the Python
@@ -25,9 +21,9 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.utils import setup_globals
 from omegaconf import DictConfig, OmegaConf
 
-from leo_lightning.config import register_configs
+from leo_lightning.config.schemas import register_configs
+from leo_lightning.locations import CONFIG_DIR
 
-CONFIG_DIR = Path(__file__).resolve().parent / "conf"
 PROJECT_ROOT_ENV = "LEO_PROJECT_ROOT"
 
 # A user's own config folders: one, several, or none.

@@ -14,12 +14,9 @@ from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from torch import nn
 
 from leo_lightning.data.files import atomic_save
+from leo_lightning.errors import CheckpointError
 
 CHECKPOINT_KEY = "leo_lightning"
-
-
-class CheckpointError(ValueError):
-    """The checkpoint is missing, unreadable, not this project's, or built for another model."""
 
 
 def read_checkpoint(ckpt_path: str | Path) -> dict:

@@ -34,8 +34,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from leo_lightning.checkpoints import CheckpointError
-from leo_lightning.validation import ConfigError
+from leo_lightning.errors import CheckpointError, ConfigError
 
 log = logging.getLogger(__name__)
 

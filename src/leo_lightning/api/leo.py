@@ -34,18 +34,18 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import Tensor
 
-from leo_lightning.checkpoints import read_checkpoint
-from leo_lightning.configs import (
+from leo_lightning.config.compose import (
     ConfigDirs,
     compose_config,
     current_directory_as_root,
     with_data_overrides,
 )
+from leo_lightning.config.validation import validate
 from leo_lightning.data.episode import Episode
-from leo_lightning.module import LEOModule
 from leo_lightning.strategies.base import LatentStrategy
-from leo_lightning.trusted_targets import check_stored_targets
-from leo_lightning.validation import validate
+from leo_lightning.training.checkpoints import read_checkpoint
+from leo_lightning.training.module import LEOModule
+from leo_lightning.training.trusted_targets import check_stored_targets
 
 WEIGHT = "fc.weight"  # the decoded classifier, [N, F]; LEO's classifier has no bias
 
@@ -153,7 +153,7 @@ class LEO:
         """Image files -> uint8 [n, *input_shape], decoded as `leo-predict` does (resized,
         converted to the model's channels; grayscale images on a light background inverted to
         bright ink, unless `invert` says otherwise)."""
-        from leo_lightning.cli.predict import load_images
+        from leo_lightning.jobs.predict import load_images
 
         if len(self.input_shape) != 3:
             raise ValueError(f"this model takes feature vectors {self.input_shape}, not images")

@@ -7,11 +7,14 @@ Keys that hold a `_target_` are typed here too; only truly open-ended nodes are 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
+
+from leo_lightning.models.switches import SWITCHES
+from leo_lightning.strategies.catalog import built_in
 
 # OmegaConf needs typing.Optional, not `X | None`, in dataclass annotations on Python 3.10.
 # ruff: noqa: UP045
@@ -148,11 +151,12 @@ class LEOSchema:
     channels_last: bool = True
     backbone_autocast: Optional[str] = "auto"
     deterministic: bool = False
-    relation: str = "pairwise"
-    relation_rounds: int = 1
-    per_step_rates: bool = False
-    decoder: str = "linear"
-    decoder_experts: int = 4
+    # LEO's optional switches: the paper's LEO by default (models/switches.py)
+    relation: str = SWITCHES["relation"]
+    relation_rounds: int = SWITCHES["relation_rounds"]
+    per_step_rates: bool = SWITCHES["per_step_rates"]
+    decoder: str = SWITCHES["decoder"]
+    decoder_experts: int = SWITCHES["decoder_experts"]
 
 
 @dataclass
@@ -160,23 +164,26 @@ class StrategySchema:
     _target_: str = MISSING
 
 
-@dataclass
-class LatentStrategySchema(StrategySchema):
-    batch_norm: str = "running"
+def strategy_schema(strategy: type) -> type:
+    """The schema of one strategy's config, made from its declared settings (strategies/spec.py):
+    a key it does not have, or a value of the wrong type, fails at composition."""
+    fields = [
+        (key, _field_type(setting.default), _field_default(setting.default))
+        for key, setting in strategy.spec.settings.items()
+    ]
+    return make_dataclass(f"{strategy.__name__}Schema", fields, bases=(StrategySchema,))
 
 
-@dataclass
-class PerTaskSchema(StrategySchema):
-    lr: float = 0.01
-    betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
-    reconstruction_weight: float = 10.0
-    seed: int = 0
+def _field_type(default: Any) -> Any:
+    if isinstance(default, list):
+        return list[type(default[0])] if default else list[Any]
+    return type(default)
 
 
-@dataclass
-class MAMLSchema(StrategySchema):
-    inner_lr: float = 0.4
-    batch_norm: str = "support"
+def _field_default(default: Any) -> Any:
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default))
+    return field(default=default)
 
 
 @dataclass
@@ -264,7 +271,6 @@ def register_configs() -> None:
     cs.store(name="schema_augment_affine", node=AffineAugmentSchema)
     cs.store(name="schema_leo", node=LEOSchema)
     cs.store(name="schema_strategy", node=StrategySchema)
-    cs.store(name="schema_latent", node=LatentStrategySchema)
-    cs.store(name="schema_per_task", node=PerTaskSchema)
-    cs.store(name="schema_maml", node=MAMLSchema)
+    for strategy in built_in():  # schema_<name>, for conf/strategy/<name>.yaml
+        cs.store(name=f"schema_{strategy.spec.name}", node=strategy_schema(strategy))
     cs.store(name="schema_trainer", node=TrainerSchema)

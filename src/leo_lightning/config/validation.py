@@ -16,22 +16,15 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationValidationError
 
-from leo_lightning.config import LEOSchema
 from leo_lightning.data.augment import affine_problems
+from leo_lightning.errors import ConfigError
 from leo_lightning.models.leo import DECODERS
+from leo_lightning.models.precision import CHOICES as PRECISION_CHOICES
 from leo_lightning.models.relation_rounds import RELATIONS
-from leo_lightning.precision import CHOICES as PRECISION_CHOICES
-from leo_lightning.schedules import SCHEDULES
+from leo_lightning.models.switches import SWITCHES
 from leo_lightning.strategies.base import LATENT_BATCH_NORM_MODES
-from leo_lightning.strategies.maml import BATCH_NORM_MODES as MAML_BATCH_NORM_MODES
-
-
-class ConfigError(ValueError):
-    """The composed config breaks one or more rules; the message lists every problem."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
+from leo_lightning.strategies.catalog import strategy_class
+from leo_lightning.training.schedules import SCHEDULES
 
 
 @dataclass(frozen=True)
@@ -86,18 +79,12 @@ RULES = (
     Rule("trainer.max_steps", lambda v: v >= 1 or v == -1, ">= 1 (or -1 for no limit)"),
     Rule("callbacks.last_checkpoint.every_n_steps", _at_least(1), ">= 1 (or null)"),
     Rule("callbacks.last_checkpoint.every_seconds", _at_least(0), ">= 0 (or null)"),
-    Rule("strategy.inner_lr", _positive, "> 0"),  # maml, meta_sgd
     Rule(  # scripts/eval.py: test a LEO-strategy checkpoint in the other mode
         "batch_norm",
         lambda v: v in LATENT_BATCH_NORM_MODES,
         f"one of {', '.join(LATENT_BATCH_NORM_MODES)} (or null)",
     ),
 )
-
-# Strategies that take no steps, and those whose steps are SGD steps on every parameter.
-NO_STEPS = {"AmortizedPure": "amortized_pure", "ProtoNet": "protonet"}
-SGD_STEPS = {"MAML": "maml", "MetaSGD": "meta_sgd"}
-LATENT = {"Amortized": "amortized", "AmortizedPure": "amortized_pure", "Universal": "universal"}
 
 
 def config_problems(cfg: DictConfig) -> list[str]:
@@ -112,9 +99,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
     problems += _non_finite_problems(cfg)
     problems += _image_size_problems(cfg)
     problems += _input_shape_problems(cfg)
-    problems += _strategy_step_problems(cfg)
-    problems += _switch_config_problems(cfg)
-    problems += _batch_norm_problems(cfg)
+    problems += _strategy_problems(cfg)
     problems += _schedule_problems(cfg)
     problems += _split_capacity_problems(cfg)
     problems += _augment_problems(cfg)
@@ -201,142 +186,35 @@ def _input_shape_problems(cfg: DictConfig) -> list[str]:
     ]
 
 
-def _strategy_step_problems(cfg: DictConfig) -> list[str]:
-    """Step counts a strategy would silently ignore, or that leave it at chance."""
-    target = _strategy_target(cfg)
-    steps = {key: OmegaConf.select(cfg, f"model.{key}", default=0) or 0 for key in STEP_KEYS}
-    if target in NO_STEPS:
-        return [
-            f"model.{key}={value}: must be 0 with strategy={NO_STEPS[target]}, which takes no "
-            "steps (strategy=amortized takes latent and fine-tuning steps)"
-            for key, value in steps.items()
-            if value
-        ]
-    if target in SGD_STEPS:
-        name, problems = SGD_STEPS[target], []
-        if steps["inner_steps"] < 1:
-            problems.append(
-                f"model.inner_steps={steps['inner_steps']}: must be >= 1 with strategy={name} "
-                "(its head starts at zero: without a step every class scores the same)"
-            )
-        if steps["finetune_steps"]:
-            problems.append(
-                f"model.finetune_steps={steps['finetune_steps']}: must be 0 with strategy={name}, "
-                "which has no fine-tuning phase (its steps are model.inner_steps)"
-            )
-        return problems
-    return []
-
-
-STEP_KEYS = ("inner_steps", "finetune_steps")
-
-# The optional switches of issue #16 (models/relation_rounds.py, models/leo.py), each with the
-# value that leaves the paper's LEO as it is (the model.* defaults of config.LEOSchema).
-SWITCHES = {
-    key: getattr(LEOSchema, key)
-    for key in ("relation", "relation_rounds", "per_step_rates", "decoder", "decoder_experts")
-}
-# Which switches each strategy uses (by its class name), and why the others have no effect.
-# A strategy not listed here (a user's own class) is not checked.
-ALL_SWITCHES = frozenset(SWITCHES)
-DECODER_SWITCHES = frozenset({"decoder", "decoder_experts"})
-RELATION_SWITCHES = frozenset({"relation", "relation_rounds"})
-SWITCHES_USED = {
-    "Amortized": ALL_SWITCHES,
-    "AmortizedPure": RELATION_SWITCHES | DECODER_SWITCHES,
-    "Universal": DECODER_SWITCHES | {"per_step_rates"},
-    "MAML": frozenset(),
-    "MetaSGD": frozenset(),
-    "ProtoNet": frozenset(),
-    "PerTask": frozenset(),
-}
-WHY_UNUSED = {
-    "AmortizedPure": "it takes no latent or fine-tuning steps",
-    "Universal": "it starts every class from the learned z_meta: no encoder or relation network",
-    "MAML": "it adapts the backbone and a linear head: no relation network, no LEO decoder, no "
-    "learned latent or fine-tuning rates",
-    "MetaSGD": "it adapts the backbone and a linear head with its own per-parameter rates: no "
-    "relation network, no LEO decoder",
-    "ProtoNet": "it classifies by distances to class prototypes: no relation network, decoder "
-    "or steps",
-    "PerTask": "it fits a fresh decoder and q(z) per task with Adam: no relation network, shared "
-    "decoder or learned rates",
-}
-STRATEGY_NAMES = {
-    "Amortized": "amortized",
-    "AmortizedPure": "amortized_pure",
-    "Universal": "universal",
-    "MAML": "maml",
-    "MetaSGD": "meta_sgd",
-    "ProtoNet": "protonet",
-    "PerTask": "per_task",
-}
-
-
-def switch_problems(strategy: str, model: Any) -> list[str]:
-    """Switches set away from LEO's default where they would have no effect: with a strategy
-    that does not use them (`strategy`: its class name), `decoder_experts` without
-    `decoder=mixture`, per-step rates without a single step. `model`: the model's settings
-    (a config node or a mapping), missing keys at their defaults."""
-    values = {key: _get(model, key, default) for key, default in SWITCHES.items()}
-    on = [key for key, default in SWITCHES.items() if values[key] != default]
-    used = SWITCHES_USED.get(strategy, ALL_SWITCHES)
-    name = STRATEGY_NAMES.get(strategy, strategy)
-    if strategy == "MAML" and _get(model, "first_order", False):
-        name = "fomaml (maml with model.first_order=true)"
-    problems = [
-        f"model.{key}={values[key]!r}: has no effect with strategy={name} "
-        f"({WHY_UNUSED[strategy]}); leave it at {SWITCHES[key]!r}"
-        for key in on
-        if key not in used
-    ]
-    if "decoder_experts" in on and "decoder_experts" in used and values["decoder"] != "mixture":
-        problems.append(
-            f"model.decoder_experts={values['decoder_experts']}: only used with "
-            f"model.decoder=mixture (model.decoder={values['decoder']!r})"
-        )
-    steps = {key: _get(model, key, 0) or 0 for key in STEP_KEYS}
-    if "per_step_rates" in on and "per_step_rates" in used and not any(steps.values()):
-        problems.append(
-            "model.per_step_rates=True: has no effect with model.inner_steps=0 and "
-            "model.finetune_steps=0 (there is no step to give a rate)"
-        )
-    return problems
-
-
-def _get(node: Any, key: str, default: Any) -> Any:
-    value = node.get(key, default) if node is not None else default
-    return default if value is None else value
-
-
-def _switch_config_problems(cfg: DictConfig) -> list[str]:
-    target = str(OmegaConf.select(cfg, "strategy._target_", default="") or "").rsplit(".", 1)[-1]
+def _strategy_problems(cfg: DictConfig) -> list[str]:
+    """What the chosen strategy declares it reads (strategies/spec.py): its own settings, the
+    step counts and the optional switches. A value out of range is reported once, by its rule,
+    not again as a switch that is on."""
+    target = OmegaConf.select(cfg, "strategy._target_", default=None)
     model = OmegaConf.select(cfg, "model", default=None)
-    if model is None or not target:
+    if not target:
         return []
-    # A value out of range is reported once, by its rule, not again as a switch that is on.
+    try:
+        spec = strategy_class(str(target)).spec
+    except ValueError as error:
+        return [str(error)]
+    settings = OmegaConf.to_container(cfg.strategy, resolve=True)
+    problems = spec.setting_problems(settings)
+    if model is None:  # an eval config: the checkpoint's model
+        return problems
     rules = {rule.key: rule for rule in RULES}
     invalid = tuple(
         f"{rule.key}="
         for key, default in SWITCHES.items()
-        if (rule := rules.get(f"model.{key}")) and not rule.check(_get(model, key, default))
+        if (rule := rules.get(f"model.{key}")) and not rule.check(model.get(key, default))
     )
-    problems = switch_problems(target, model)
-    return [p for p in problems if not p.startswith(invalid)] if invalid else problems
-
-
-def _batch_norm_problems(cfg: DictConfig) -> list[str]:
-    """strategy.batch_norm: running, batch or support for maml and meta_sgd; running or batch
-    for the latent strategies, whose support set alone never normalises anything."""
-    mode = OmegaConf.select(cfg, "strategy.batch_norm", default=None)
-    if mode is None:
-        return []
-    target = _strategy_target(cfg)
-    allowed = LATENT_BATCH_NORM_MODES if target in LATENT else MAML_BATCH_NORM_MODES
-    if mode in allowed:
-        return []
-    which = f" with strategy={LATENT[target]}" if target in LATENT else ""
-    return [f"strategy.batch_norm={mode!r}: must be one of {', '.join(allowed)}{which}"]
+    invalid += tuple(
+        f"{key}="
+        for key in ("model.inner_steps", "model.finetune_steps")
+        if not rules[key].check(OmegaConf.select(cfg, key, default=0) or 0)
+    )
+    switch_and_steps = spec.step_problems(model) + spec.switch_problems(model)
+    return problems + [p for p in switch_and_steps if not p.startswith(invalid)]
 
 
 def _schedule_problems(cfg: DictConfig) -> list[str]:
@@ -357,11 +235,6 @@ def _schedule_problems(cfg: DictConfig) -> list[str]:
             "model.lr_schedule=cosine"
         ]
     return []
-
-
-def _strategy_target(cfg: DictConfig) -> str:
-    """The strategy's class name (leo_lightning.strategies.MAML -> MAML)."""
-    return str(OmegaConf.select(cfg, "strategy._target_", default="") or "").rsplit(".", 1)[-1]
 
 
 def _split_capacity_problems(cfg: DictConfig) -> list[str]:

@@ -21,15 +21,16 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from leo_lightning import dashboards, precision, schedules
-from leo_lightning.checkpoints import CHECKPOINT_KEY, read_checkpoint
-from leo_lightning.clipping import all_finite, clip_per_tensor_
 from leo_lightning.data.episode import Episode
-from leo_lightning.metrics import EpisodeAccuracy, episode_accuracy
+from leo_lightning.errors import ConfigError
+from leo_lightning.models import precision
 from leo_lightning.models.leo import LEONet
 from leo_lightning.strategies.base import ModelDims, Strategy, TaskOutput
-from leo_lightning.trusted_targets import check_stored_targets
-from leo_lightning.validation import ConfigError, switch_problems
+from leo_lightning.training import dashboards, schedules
+from leo_lightning.training.checkpoints import CHECKPOINT_KEY, read_checkpoint
+from leo_lightning.training.clipping import all_finite, clip_per_tensor_
+from leo_lightning.training.metrics import EpisodeAccuracy, episode_accuracy
+from leo_lightning.training.trusted_targets import check_stored_targets
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class LEOModule(L.LightningModule):
         self.strategy: Strategy = instantiate(strategy, _partial_=True)(dims=dims)
         # A switch its strategy does not use is refused, not ignored (the commands say so
         # before any work; this covers a module built from Python).
-        problems = switch_problems(type(self.strategy).__name__, self.hparams)
+        problems = self.strategy.spec.switch_problems(self.hparams)
         if problems:
             raise ConfigError(problems)
         self.val_acc, self.test_acc = EpisodeAccuracy(), EpisodeAccuracy()

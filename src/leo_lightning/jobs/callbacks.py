@@ -13,8 +13,8 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.callbacks import LearningRateMonitor as LightningLearningRateMonitor
 from lightning.pytorch.trainer.states import TrainerFn
 
-from leo_lightning.checkpoints import CheckpointError
-from leo_lightning.run_dirs import resume_command
+from leo_lightning.errors import CheckpointError
+from leo_lightning.jobs.run_dirs import resume_command
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from torch.utils.data import default_collate
 
 from leo_lightning.data.class_pool import ClassPool
 from leo_lightning.data.episodes import FixedEpisodes
-from leo_lightning.metrics import EpisodeAccuracy
+from leo_lightning.training.metrics import EpisodeAccuracy
 
 ROTATION = re.compile(r"/rot(\d+)$")  # Omniglot's class names end in /rot0 ... /rot270
 KINDS = ("other rotation of the same character", "same alphabet", "other alphabet")

@@ -27,10 +27,15 @@ from hydra.core.utils import run_job
 from hydra.types import HydraContext
 from omegaconf import DictConfig
 
-from leo_lightning.cli.errors import remove_empty_run_dir, user_error
-from leo_lightning.configs import ConfigDirs, compose_config, current_directory_as_root, quoted
-from leo_lightning.run_dirs import prepare_run_dir
-from leo_lightning.validation import validate
+from leo_lightning.config.compose import (
+    ConfigDirs,
+    compose_config,
+    current_directory_as_root,
+    quoted,
+)
+from leo_lightning.config.validation import validate
+from leo_lightning.jobs.run_dirs import prepare_run_dir
+from leo_lightning.jobs.user_errors import remove_empty_run_dir, user_error
 
 
 def train(overrides: Sequence[str] = (), config_dir: ConfigDirs = None) -> dict[str, Any]:
@@ -40,7 +45,7 @@ def train(overrides: Sequence[str] = (), config_dir: ConfigDirs = None) -> dict[
     `overrides` are command-line overrides (`["model.latent_dim=128", "experiment=..."]`);
     `config_dir`: folder(s) of your own configs, searched like `--config-dir`.
     """
-    from leo_lightning.cli.train import train as train_job
+    from leo_lightning.jobs.train import train as train_job
 
     return run("train", train_job, overrides, config_dir, resumes=True)
 
@@ -51,7 +56,7 @@ def evaluate(
     """Test a checkpoint on the fixed test episodes as `leo-eval ckpt_path=...` does; returns
     what results.json holds (`test/acc`, `test/acc_ci95`, ...). `data.*` overrides apply on
     top of the checkpoint's data config, `data=<name>` replaces it."""
-    from leo_lightning.cli.eval import evaluate as evaluate_job
+    from leo_lightning.jobs.eval import evaluate as evaluate_job
 
     overrides = [quoted("ckpt_path", ckpt_path), *overrides]
     return run("eval", evaluate_job, overrides, config_dir, resumes=False)

@@ -21,10 +21,8 @@ from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from leo_lightning.checkpoints import CheckpointError
-from leo_lightning.data.errors import DataError
-from leo_lightning.run_dirs import holds_nothing_of_value
-from leo_lightning.validation import ConfigError
+from leo_lightning.errors import CheckpointError, ConfigError, DataError
+from leo_lightning.jobs.run_dirs import holds_nothing_of_value
 
 # config values (validation.py), checkpoints (checkpoints.py), datasets and input folders (data/)
 USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, CheckpointError, DataError)

@@ -22,8 +22,8 @@ from typing import Any
 
 import yaml
 
-from leo_lightning.checkpoints import CheckpointError
-from leo_lightning.configs import CONFIG_DIR
+from leo_lightning.errors import CheckpointError
+from leo_lightning.locations import CONFIG_DIR
 
 # The parts of a stored config that get built, and where their targets sit in a composed config.
 ROLES = {"data": "data", "backbone": "model.backbone", "strategy": "strategy"}

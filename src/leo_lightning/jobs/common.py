@@ -13,7 +13,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from leo_lightning.checkpoints import AtomicCheckpointIO
+from leo_lightning.training.checkpoints import AtomicCheckpointIO
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,188 @@
+"""Meta-train, then test the best checkpoint on the fixed test episodes (with data.trainval,
+which has no validation to select by, the last one).
+
+`main` is the command (`leo-train`, scripts/train.py); `train` is its job function, which
+leo_lightning.train runs too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+from leo_lightning.config.schemas import LEOSchema
+from leo_lightning.jobs.common import build_trainer, format_accuracy, test_metrics, write_json
+from leo_lightning.models import precision
+from leo_lightning.strategies.catalog import strategy_class
+from leo_lightning.training.checkpoints import (
+    check_checkpoint_folders,
+    check_compatible,
+    read_checkpoint,
+)
+from leo_lightning.training.memory import PeakStepMemory
+from leo_lightning.training.module import LEOModule
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> dict:
+    """Run one training job described by `cfg`; returns the results written to results.json."""
+    started = time.perf_counter()
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule: L.LightningDataModule = instantiate(cfg.data)
+    module: LEOModule = instantiate(cfg.model, strategy=cfg.strategy, _recursive_=False)
+    module.run_config = OmegaConf.to_container(cfg, resolve=True)
+    step_memory = PeakStepMemory()  # measured on one step, for scripts/compare.py
+    # data.trainval: the validation classes are training classes, nothing to validate on (the
+    # DataModule has no validation loader then; this also keeps Lightning from asking for it)
+    trainval = bool(cfg.data.get("trainval", False))
+    no_validation = {"limit_val_batches": 0} if trainval else {}
+    trainer = build_trainer(cfg, extra_callbacks=[step_memory], **no_validation)
+    check_checkpoint_folders(trainer.callbacks)  # before the data is prepared
+
+    if cfg.ckpt_path:  # fail now, not after the data is prepared
+        check_compatible(read_checkpoint(cfg.ckpt_path), module, cfg.ckpt_path)
+    if module.strategy.meta_trained:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    else:
+        log.info(
+            "strategy %s has nothing to meta-train: skipping fit", type(module.strategy).__name__
+        )
+    fit_seconds = time.perf_counter() - started
+
+    best_ckpt, selection = _test_checkpoint(trainer, trainval)
+    results = {
+        "strategy": type(module.strategy).__name__,
+        "run_dir": str(run_dir),
+        "best_ckpt": best_ckpt,  # the checkpoint that is tested, chosen as `checkpoint_selection`
+        "checkpoint_selection": selection,
+        "trainval": trainval,
+        "best_val_acc": None if trainval else _best_score(trainer),
+        "meta_train_steps": trainer.global_step,
+        # non-finite meta-updates skipped along the way: they are not in meta_train_steps
+        "skipped_updates": int(module.skipped_steps),
+        "fit_seconds": fit_seconds,
+        "adapted_parameters": module.strategy.adapted_parameters(module.net, cfg.data.n_way),
+        "batch_norm": module.strategy.batch_norm_mode(module.net),
+        **step_memory.record(),
+    }
+    if cfg.test:
+        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best_ckpt, weights_only=True)
+        metrics = test_metrics(tested)
+        results.update(metrics)
+        if trainer.is_global_zero:
+            log.info("%s, checkpoint %s", format_accuracy(metrics), best_ckpt)
+    results["wall_seconds"] = time.perf_counter() - started
+    if module.net.precision is not None:  # what ran, not what was asked for (`auto`)
+        results["backbone_precision"] = precision.as_record(module.net.precision)
+    if trainer.is_global_zero:  # every DDP rank runs this function; one writes
+        write_json(run_dir / "results.json", results)
+        _log_hparams(trainer, cfg, results)
+    return results
+
+
+# Always shown in the HParams tab, besides every model setting (the schema's) and the chosen
+# strategy's own settings (its spec's); each job's command-line overrides are added to them.
+TASK_HPARAM_KEYS = (
+    "data.n_way",
+    "data.k_shot",
+    "data.n_query",
+    "data.meta_batch_size",
+    "data.image_size",
+    "data.augment._target_",  # the augmentation of training images, by its class or function
+    "data.trainval",  # meta-trained on train + val classes: no validation, last checkpoint
+    "data.within_alphabet",  # val/test episodes within one alphabet (a harder test)
+    "trainer.max_steps",
+    "seed",
+)
+# Model keys that are parts or shapes, not hyper-parameters
+NOT_HPARAMS = ("_target_", "backbone", "input_shape")
+
+
+def hparam_keys(cfg: DictConfig) -> list[str]:
+    """The keys shown for every run: derived from the model's schema and the strategy's spec,
+    so a new setting appears without being listed here."""
+    model = [f"model.{f.name}" for f in dataclasses.fields(LEOSchema) if f.name not in NOT_HPARAMS]
+    spec = strategy_class(cfg.strategy._target_).spec
+    strategy = [f"strategy.{key}" for key in spec.settings]
+    return ["strategy._target_", *model, *strategy, *TASK_HPARAM_KEYS]
+
+
+def hparams(cfg: DictConfig, overrides: list[str]) -> dict:
+    """The fixed keys and every key this job's overrides set (a swept key, whatever it is),
+    as scalars TensorBoard shows: a group choice (`strategy=maml`) as its option name, a list
+    or mapping as text."""
+    params = {key: OmegaConf.select(cfg, key) for key in hparam_keys(cfg)}
+    for key in ("strategy._target_", "data.augment._target_"):
+        params[key] = str(params[key]).rsplit(".", 1)[-1]
+    for override in overrides:
+        key, _, text = override.lstrip("+~").partition("=")
+        if key.startswith("hydra.") or not text:
+            continue
+        value = OmegaConf.select(cfg, key, default=text)
+        params[key] = text if OmegaConf.is_config(value) else value
+    return {k: v if isinstance(v, bool | int | float | str) else str(v) for k, v in params.items()}
+
+
+def _log_hparams(trainer: L.Trainer, cfg: DictConfig, results: dict) -> None:
+    """The TensorBoard HParams tab: the swept keys against real metrics (best validation and
+    test accuracy), so the runs of a multirun compare in one view."""
+    params = hparams(cfg, list(HydraConfig.get().overrides.task))
+    if "backbone_precision" in results:
+        params["backbone_precision"] = results["backbone_precision"]["name"]
+    metrics = {
+        f"hparams/{key}": results[key]
+        for key in ("best_val_acc", "test/acc", "test/acc_ci95")
+        if results.get(key) is not None
+    }
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(params, metrics=metrics)
+            logger.finalize("success")
+
+
+def _checkpoint_callback(trainer: L.Trainer) -> ModelCheckpoint | None:
+    return next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
+
+
+def _test_checkpoint(trainer: L.Trainer, trainval: bool) -> tuple[str | None, str | None]:
+    """The checkpoint to test and how it was chosen: the best by validation accuracy
+    ("val/acc"), or last.ckpt ("last") if no validation ran, and always with data.trainval,
+    which validates on classes it trains on (nothing to select with; a best path restored
+    from a checkpoint of a run without trainval must not be taken either)."""
+    callback = _checkpoint_callback(trainer)
+    if callback is None:
+        return None, None
+    if callback.best_model_path and not trainval:
+        return callback.best_model_path, "val/acc"
+    if trainval:
+        log.info("data.trainval=true: no validation; testing the last checkpoint")
+    last = _last_checkpoint(trainer, callback)
+    return last, "last" if last else None
+
+
+def _last_checkpoint(trainer: L.Trainer, callback: ModelCheckpoint) -> str | None:
+    """last.ckpt of the run (written now if it is not there yet), or None if nothing trained."""
+    if trainer.global_step and callback.dirpath:
+        last = Path(callback.dirpath) / "last.ckpt"
+        if not last.exists():
+            trainer.save_checkpoint(last)
+        return str(last)
+    return None
+
+
+def _best_score(trainer: L.Trainer) -> float | None:
+    callback = _checkpoint_callback(trainer)
+    score = callback.best_model_score if callback else None
+    return None if score is None else float(score)

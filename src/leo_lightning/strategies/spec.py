@@ -1,0 +1,154 @@
+"""What a strategy declares about itself, so that nothing else has to know it by name.
+
+Each strategy class carries a `spec`: its option name (`strategy=<name>`), its own settings
+(`strategy.<key>`, each with its default, its rule and a line of help), how it reads the
+shared step counts (`model.inner_steps`, `model.finetune_steps`), which of LEO's optional
+switches it uses and why the others have no effect, and whether `leo-eval` may score it in
+another BatchNorm mode. The config checks, the settings' schema, the HParams keys, `--help`
+and the error messages are all derived from these declarations: a new strategy is one module
+(its class and spec) and one YAML file (conf/strategy/<name>.yaml, or in a config folder of
+your own), and nothing else names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from leo_lightning.models.switches import SWITCHES
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One `strategy.<key>`: its default, the rule its value must follow, and what it does."""
+
+    default: Any
+    help: str
+    choices: tuple[Any, ...] = ()  # the values it may take (else `check`)
+    check: Callable[[Any], bool] | None = None
+    expected: str = ""  # `check` in words, e.g. "> 0"
+
+    def problem(self, key: str, value: Any) -> str | None:
+        """The message for a value that breaks the rule, or None."""
+        if self.choices and value not in self.choices:
+            return f"strategy.{key}={value!r}: must be one of {', '.join(map(str, self.choices))}"
+        if self.check is not None and not self.check(value):
+            return f"strategy.{key}={value!r}: must be {self.expected}"
+        return None
+
+
+@dataclass(frozen=True)
+class Steps:
+    """How a strategy reads the step counts `model.inner_steps` and `model.finetune_steps`.
+
+    `inner`: what an inner step is for it ("latent steps", "SGD steps", ...), or None if it
+    takes no steps at all (both counts must then be 0). `finetune`: whether it has LEO's
+    fine-tuning phase (else model.finetune_steps must be 0). `min_inner` with `why_min`: the
+    fewest inner steps that make sense, and why."""
+
+    inner: str | None
+    finetune: bool = False
+    min_inner: int = 0
+    why_min: str = ""
+
+
+LATENT_STEPS = Steps("latent steps", finetune=True)
+NO_STEPS = Steps(None)
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """Everything the framework needs to know of a strategy without building it."""
+
+    name: str  # its option: strategy=<name>, conf/strategy/<name>.yaml
+    summary: str  # one line, for --help
+    steps: Steps
+    settings: Mapping[str, Setting] = field(default_factory=dict)
+    switches: frozenset[str] = frozenset()  # the optional model switches it uses
+    why_not: str = ""  # why the other switches have no effect on it
+    # None: leo-eval may score it with either BatchNorm mode (batch_norm=running|batch), since
+    # the mode only changes evaluation; else why its mode stays the one it was trained with.
+    fixed_batch_norm: str | None = None
+    # The name it goes by with model.first_order=true, where that is a method of its own
+    first_order_name: str | None = None
+
+    def defaults(self) -> dict[str, Any]:
+        return {key: setting.default for key, setting in self.settings.items()}
+
+    def display_name(self, model: Any) -> str:
+        if self.first_order_name and _get(model, "first_order", False):
+            return f"{self.first_order_name} ({self.name} with model.first_order=true)"
+        return self.name
+
+    def setting_problems(self, settings: Mapping[str, Any]) -> list[str]:
+        """Unknown keys and values that break their rule, each named."""
+        problems = []
+        for key, value in settings.items():
+            if key.startswith("_"):  # _target_, _partial_, ...
+                continue
+            if key not in self.settings:
+                known = ", ".join(sorted(self.settings)) or "none"
+                problems.append(
+                    f"strategy.{key}: not a setting of strategy={self.name} (its settings: {known})"
+                )
+            elif value is not None and (problem := self.settings[key].problem(key, value)):
+                problems.append(f"{problem} with strategy={self.name}")
+        return problems
+
+    def step_problems(self, model: Any) -> list[str]:
+        """Step counts this strategy would silently ignore, or that leave it at chance."""
+        inner = _get(model, "inner_steps", 0)
+        finetune = _get(model, "finetune_steps", 0)
+        if self.steps.inner is None:
+            return [
+                f"model.{key}={value}: must be 0 with strategy={self.name}, which takes no "
+                "steps (strategy=amortized takes latent and fine-tuning steps)"
+                for key, value in (("inner_steps", inner), ("finetune_steps", finetune))
+                if value
+            ]
+        problems = []
+        if 0 <= inner < self.steps.min_inner:
+            problems.append(
+                f"model.inner_steps={inner}: must be >= {self.steps.min_inner} with "
+                f"strategy={self.name} ({self.steps.why_min})"
+            )
+        if finetune and not self.steps.finetune:
+            problems.append(
+                f"model.finetune_steps={finetune}: must be 0 with strategy={self.name}, which "
+                f"has no fine-tuning phase (its {self.steps.inner} are model.inner_steps)"
+            )
+        return problems
+
+    def switch_problems(self, model: Any) -> list[str]:
+        """Switches set away from LEO's default where they would have no effect: with this
+        strategy, `decoder_experts` without `decoder=mixture`, per-step rates without a single
+        step. `model`: the model's settings (a config node or a mapping), missing keys at
+        their defaults."""
+        values = {key: _get(model, key, default) for key, default in SWITCHES.items()}
+        on = [key for key, default in SWITCHES.items() if values[key] != default]
+        name = self.display_name(model)
+        problems = [
+            f"model.{key}={values[key]!r}: has no effect with strategy={name} "
+            f"({self.why_not}); leave it at {SWITCHES[key]!r}"
+            for key in on
+            if key not in self.switches
+        ]
+        used = [key for key in on if key in self.switches]
+        if "decoder_experts" in used and values["decoder"] != "mixture":
+            problems.append(
+                f"model.decoder_experts={values['decoder_experts']}: only used with "
+                f"model.decoder=mixture (model.decoder={values['decoder']!r})"
+            )
+        steps = _get(model, "inner_steps", 0) or _get(model, "finetune_steps", 0)
+        if "per_step_rates" in used and not steps:
+            problems.append(
+                "model.per_step_rates=True: has no effect with model.inner_steps=0 and "
+                "model.finetune_steps=0 (there is no step to give a rate)"
+            )
+        return problems
+
+
+def _get(node: Any, key: str, default: Any) -> Any:
+    value = node.get(key, default) if node is not None else default
+    return default if value is None else value
