@@ -24,10 +24,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, progress  # noqa: E402
+from common import machine, progress
 
-from leo_lightning.jobs.compare import (  # noqa: E402
+from leo_lightning.jobs.compare import (
     JobResult,
     label_jobs,
     markdown_table,

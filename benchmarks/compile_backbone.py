@@ -34,19 +34,15 @@ import sys
 import tempfile
 import time
 import traceback
-from pathlib import Path
 
 if "--warm-cache" not in sys.argv:  # a fresh Inductor cache: the compile time is a cold start
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")
 
-import torch  # noqa: E402
+import torch
+from common import machine, median, random_episode, synchronize
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, median, random_episode, synchronize  # noqa: E402
-
-from leo_lightning.models.precision import as_record  # noqa: E402
-from leo_lightning.training.clipping import clip_per_tensor_  # noqa: E402
-from leo_lightning.training.module import LEOModule  # noqa: E402
+from leo_lightning.models.precision import as_record
+from leo_lightning.training.module import LEOModule
 
 SETTING = dict(n=5, k=1, q=15, b=4, size=28, inner=5, finetune=5)
 
@@ -83,12 +79,7 @@ class Runner:
     def step(self) -> float:
         synchronize(self.args.device)
         start = time.perf_counter()
-        self.optimizer.zero_grad(set_to_none=True)
-        out = self.module(self.episode)
-        self.module.meta_loss(out, self.episode.query_y)["loss"].backward()
-        grads = [p.grad for p in self.module.parameters() if p.grad is not None]
-        clip_per_tensor_(grads, 0.1, 0.1)
-        self.optimizer.step()
+        self.module.meta_update(self.episode, self.optimizer, batch_idx=0)  # a run's own update
         synchronize(self.args.device)
         return time.perf_counter() - start
 

@@ -32,17 +32,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import lightning as L
+from common import machine
+from hydra.utils import instantiate
+from lightning.pytorch.profilers import SimpleProfiler
+
+from leo_lightning.config.compose import compose_config
+from leo_lightning.jobs.common import instantiate_each
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("LEO_PROJECT_ROOT", str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import lightning as L  # noqa: E402
-from common import machine  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
-from lightning.pytorch.profilers import SimpleProfiler  # noqa: E402
-
-from leo_lightning.config.schemas import register_configs  # noqa: E402
-from leo_lightning.jobs.common import instantiate_each  # noqa: E402
 
 NEXT = "[_TrainingEpochLoop].train_dataloader_next"
 
@@ -61,14 +60,14 @@ class StepClock(L.Callback):
         self.ends.append(time.perf_counter())
 
 
-def compose_config(overrides: list[str], run_dir: str):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("train", overrides=[*overrides, f"paths.run_dir={run_dir}"])
+def run_config(overrides: list[str], run_dir: str):
+    """The training config as leo-train composes it (with its hydra node)."""
+    return compose_config("train", [*overrides, f"paths.run_dir={run_dir}"])
 
 
 def fit_once(overrides: list[str], workers: int, steps: int, warmup: int) -> dict:
     run_dir = tempfile.mkdtemp(prefix="data_wait-")
-    cfg = compose_config(
+    cfg = run_config(
         [
             *overrides,
             f"data.num_workers={workers}",
@@ -127,7 +126,7 @@ def fit_once(overrides: list[str], workers: int, steps: int, warmup: int) -> dic
 
 def bare_loader_ms(overrides: list[str], batches: int) -> float:
     """Median ms per meta-batch of the training DataLoader alone (0 workers, no model)."""
-    cfg = compose_config([*overrides, "data.num_workers=0"], tempfile.mkdtemp())
+    cfg = run_config([*overrides, "data.num_workers=0"], tempfile.mkdtemp())
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
@@ -148,7 +147,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     args, overrides = parser.parse_known_args()
-    register_configs()
     fits = []
     for repeat in range(args.repeats):
         for workers in args.workers:  # interleaved: one fit per worker count per round

@@ -21,15 +21,13 @@ import sys
 from pathlib import Path
 
 import torch
+from common import machine, progress
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, progress  # noqa: E402
-
-from leo_lightning.api.leo import LEO  # noqa: E402
-from leo_lightning.config.compose import current_directory_as_root  # noqa: E402
-from leo_lightning.jobs.error_analysis import collect_outcomes, summarize  # noqa: E402
-from leo_lightning.jobs.eval import use_batch_norm  # noqa: E402
-from leo_lightning.jobs.user_errors import USER_ERRORS  # noqa: E402
+from leo_lightning.api.leo import LEO
+from leo_lightning.config.compose import current_directory_as_root
+from leo_lightning.jobs.error_analysis import collect_outcomes, summarize
+from leo_lightning.jobs.eval import use_batch_norm
+from leo_lightning.jobs.user_errors import USER_ERRORS
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,23 +12,19 @@ import os
 import sys
 from pathlib import Path
 
+from common import machine
+from hydra.utils import instantiate
+
+from leo_lightning.config.compose import compose_config
+from leo_lightning.jobs.baselines import pixel_nearest_neighbour
+from leo_lightning.training.metrics import EpisodeAccuracy
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("LEO_PROJECT_ROOT", str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import machine  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
-
-from leo_lightning.config.schemas import register_configs  # noqa: E402
-from leo_lightning.jobs.baselines import pixel_nearest_neighbour  # noqa: E402
-from leo_lightning.training.metrics import EpisodeAccuracy  # noqa: E402
 
 
 def main(overrides: list[str]) -> dict:
-    register_configs()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
+    cfg = compose_config("train", overrides, hydra=False)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("test")

@@ -27,18 +27,17 @@ import time
 from pathlib import Path
 
 import torch
+from common import machine
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from leo_lightning.models.precision import as_record
+from leo_lightning.training.checkpoints import CHECKPOINT_KEY
+from leo_lightning.training.metrics import EpisodeAccuracy, episode_accuracy
+from leo_lightning.training.module import LEOModule
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("LEO_PROJECT_ROOT", str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
-
-from leo_lightning.models.precision import as_record  # noqa: E402
-from leo_lightning.training.checkpoints import CHECKPOINT_KEY  # noqa: E402
-from leo_lightning.training.metrics import EpisodeAccuracy, episode_accuracy  # noqa: E402
-from leo_lightning.training.module import LEOModule  # noqa: E402
 
 VARIANTS = {
     "bf16": ["model.backbone_autocast=bf16", "model.channels_last=true"],

@@ -20,19 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import torch
+from common import machine, median, progress, random_episode, time_per_call
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, median, progress, random_episode, time_per_call  # noqa: E402
-
-from leo_lightning.models import Conv4  # noqa: E402
-from leo_lightning.models.precision import as_record, autocast  # noqa: E402
-from leo_lightning.training.clipping import clip_per_tensor_  # noqa: E402
-from leo_lightning.training.module import LEOModule  # noqa: E402
+from leo_lightning.models import Conv4
+from leo_lightning.models.precision import as_record, autocast
+from leo_lightning.training.module import LEOModule
 
 CPU = torch.device("cpu")
 BACKBONE_VARIANTS = {  # name: (autocast dtype, channels-last)
@@ -81,12 +76,7 @@ class MetaStep:
 
     def __call__(self) -> float:
         start = time.perf_counter()
-        self.optimizer.zero_grad(set_to_none=True)
-        out = self.module(self.episode)
-        self.module.meta_loss(out, self.episode.query_y)["loss"].backward()
-        grads = [p.grad for p in self.module.parameters() if p.grad is not None]
-        clip_per_tensor_(grads, 0.1, 0.1)
-        self.optimizer.step()
+        self.module.meta_update(self.episode, self.optimizer, batch_idx=0)  # a run's own update
         return 1000 * (time.perf_counter() - start)
 
 

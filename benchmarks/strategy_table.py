@@ -21,10 +21,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, progress  # noqa: E402
+from common import machine, progress
 
-from leo_lightning.jobs.compare import compare, read_multiruns  # noqa: E402
+from leo_lightning.jobs.compare import compare, read_multiruns
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = {  # name: the overrides that choose its data

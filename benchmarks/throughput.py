@@ -14,15 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
+from common import (
     machine,
     peak_memory_mb,
     progress,
@@ -32,9 +28,8 @@ from common import (  # noqa: E402
     time_per_call,
 )
 
-from leo_lightning.models.precision import as_record  # noqa: E402
-from leo_lightning.training.clipping import clip_per_tensor_  # noqa: E402
-from leo_lightning.training.module import LEOModule  # noqa: E402
+from leo_lightning.models.precision import as_record
+from leo_lightning.training.module import LEOModule
 
 DEFAULT = dict(n=5, k=1, q=15, b=4, size=28, inner=5, finetune=5)
 
@@ -60,11 +55,7 @@ def leo_step_seconds(args, n, k, q, b, size, inner, finetune) -> tuple[float, fl
     episode = random_episode(b, n, k, q, size, args.device)
 
     def step():
-        optimizer.zero_grad(set_to_none=True)
-        out = module(episode)
-        module.meta_loss(out, episode.query_y)["loss"].backward()
-        clip_per_tensor_([p.grad for p in module.parameters() if p.grad is not None], 0.1, 0.1)
-        optimizer.step()
+        module.meta_update(episode, optimizer, batch_idx=0)  # a run's own outer update
 
     reset_peak_memory(args.device)
     seconds = time_per_call(step, args.device, args.warmup, args.repeats)

@@ -18,11 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from common import machine
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
 
 
 def main() -> None:

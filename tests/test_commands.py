@@ -16,10 +16,10 @@ from helpers import TINY_CONV4, TINY_RUN
 from leo_lightning.config.compose import CONFIG_DIR
 
 COMMANDS = {
-    "leo-train": "leo_lightning.jobs.train:main",
-    "leo-eval": "leo_lightning.jobs.eval:main",
-    "leo-predict": "leo_lightning.jobs.predict:main",
-    "leo-compare": "leo_lightning.jobs.compare:main",
+    "leo-train": "leo_lightning.cli.train:main",
+    "leo-eval": "leo_lightning.cli.eval:main",
+    "leo-predict": "leo_lightning.cli.predict:main",
+    "leo-compare": "leo_lightning.cli.compare:main",
 }
 
 

@@ -9,8 +9,7 @@ import pytest
 import torch
 from helpers import quiet_trainer, random_image_datamodule, tiny_module
 
-from leo_lightning.models import precision
-from leo_lightning.models import Conv4
+from leo_lightning.models import Conv4, precision
 
 CPU = torch.device("cpu")
 SHAPE = (1, 28, 28)

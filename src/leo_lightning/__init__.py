@@ -2,11 +2,23 @@
 
 From Python: `train(overrides)` and `evaluate(ckpt_path)` run what the `leo-train` and
 `leo-eval` commands run; `LEO` exposes a model's adaptation steps by name (README, "Python API").
+A user's mistake raises ConfigError, CheckpointError or DataError, with a message that names
+the key, file or value.
 """
 
 from leo_lightning.api.leo import LEO
 from leo_lightning.api.runs import evaluate, train
+from leo_lightning.errors import CheckpointError, ConfigError, DataError, DataNotFoundError
 from leo_lightning.training.module import LEOModule
 
-__all__ = ["LEO", "LEOModule", "evaluate", "train"]
+__all__ = [
+    "LEO",
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "DataNotFoundError",
+    "LEOModule",
+    "evaluate",
+    "train",
+]
 __version__ = "0.1.0"

@@ -42,6 +42,7 @@ from leo_lightning.config.compose import (
 )
 from leo_lightning.config.validation import validate
 from leo_lightning.data.episode import Episode
+from leo_lightning.data.user_images import load_images
 from leo_lightning.strategies.base import LatentStrategy
 from leo_lightning.training.checkpoints import read_checkpoint
 from leo_lightning.training.module import LEOModule
@@ -153,8 +154,6 @@ class LEO:
         """Image files -> uint8 [n, *input_shape], decoded as `leo-predict` does (resized,
         converted to the model's channels; grayscale images on a light background inverted to
         bright ink, unless `invert` says otherwise)."""
-        from leo_lightning.jobs.predict import load_images
-
         if len(self.input_shape) != 3:
             raise ValueError(f"this model takes feature vectors {self.input_shape}, not images")
         channels, size = self.input_shape[0], self.input_shape[1]

@@ -13,6 +13,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from leo_lightning.config.strategy_help import register_help_resolver
 from leo_lightning.models.switches import SWITCHES
 from leo_lightning.strategies.catalog import built_in
 
@@ -260,6 +261,7 @@ def register_configs() -> None:
     `--help` does not list it as a pickable option of its group; the group's configs name it
     by its absolute path (`- /schema_glyphs` in conf/data/glyphs.yaml)."""
     cs = ConfigStore.instance()
+    register_help_resolver()  # the strategies' part of --help (conf/hydra/default.yaml)
     cs.store(name="schema_train", node=TrainSchema)
     cs.store(name="schema_eval", node=EvalSchema)
     cs.store(name="schema_predict", node=PredictSchema)

@@ -19,48 +19,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from leo_lightning.data.episode import Episode
-from leo_lightning.data.files import decode_image
+from leo_lightning.data.user_images import images_in, load_images, support_classes
 from leo_lightning.errors import CheckpointError, DataError
 from leo_lightning.jobs.safe_text import spreadsheet_cell, without_control_characters
 from leo_lightning.training.checkpoints import read_checkpoint
 from leo_lightning.training.module import LEOModule
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
-
-
-def images_in(folder: Path, what: str) -> list[Path]:
-    files = sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
-    if not files:
-        raise DataError(f"{what} {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return files
-
-
-def support_classes(support_dir: Path) -> dict[str, list[Path]]:
-    if not support_dir.is_dir():
-        raise DataError(f"support_dir={str(support_dir)!r} is not a directory")
-    folders = sorted(p for p in support_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if len(folders) < 2:
-        raise DataError(
-            f"support_dir={str(support_dir)!r} needs one subfolder per class and at least 2 "
-            f"classes; found {len(folders)}"
-        )
-    return {folder.name: images_in(folder, "class folder") for folder in folders}
-
-
-def load_images(paths: list[Path], channels: int, size: int, invert: bool | None) -> torch.Tensor:
-    """uint8 [n, C, size, size], bright ink on a dark background."""
-    arrays = []
-    for path in paths:
-        array = decode_image(path, size, channels)
-        light_background = channels == 1 and array.mean() > 127
-        if light_background if invert is None else invert:
-            array = 255 - array
-        arrays.append(array)
-    return torch.from_numpy(np.stack(arrays))
 
 
 def predict(cfg: DictConfig) -> list[dict]:
