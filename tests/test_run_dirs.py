@@ -54,6 +54,7 @@ def run_config(run_dir: Path, job: str = "train", hydra_overrides=(), **keys):
             "paths": {"output_dir": str(run_dir.parents[2])},
             "ckpt_path": keys.get("ckpt_path"),
             "overwrite": keys.get("overwrite", False),
+            **{key: keys[key] for key in ("support_dir", "query_dir") if key in keys},
         }
     )
 
@@ -140,6 +141,27 @@ def test_overwrite_and_resume_from_the_same_folder_contradict(runs):
     with pytest.raises(ConfigError, match="overwrite=true would delete ckpt_path"):
         prepare_run_dir(config, ("train",))
     assert folder.exists()
+
+
+@pytest.mark.parametrize("job", ["eval", "predict"])
+def test_overwrite_never_deletes_the_checkpoint_an_eval_or_predict_reads(runs, job):
+    """`eval ckpt_path=R/checkpoints/x.ckpt hydra.run.dir=R overwrite=true` used to delete the
+    training run R, checkpoint included, before scoring it."""
+    folder = old_run(runs / "a")
+    ckpt = folder / "checkpoints" / "last.ckpt"
+    config = run_config(folder, job=job, overwrite=True, ckpt_path=str(ckpt))
+    with pytest.raises(ConfigError, match=f"would delete ckpt_path={ckpt}.*another folder"):
+        prepare_run_dir(config, ("train",))
+    assert ckpt.read_bytes() == b"old weights"
+
+
+def test_overwrite_never_deletes_the_images_a_predict_reads(runs):
+    folder = old_run(runs / "a")
+    (folder / "query").mkdir()
+    config = run_config(folder, job="predict", overwrite=True, query_dir=str(folder / "query"))
+    with pytest.raises(ConfigError, match="would delete query_dir="):
+        prepare_run_dir(config, ("train",))
+    assert (folder / "query").is_dir()
 
 
 def test_overwrite_is_a_typed_run_level_key():

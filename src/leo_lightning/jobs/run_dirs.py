@@ -146,6 +146,25 @@ def remove_old_run(key: str, folder: Path, marker: str) -> None:
     shutil.rmtree(folder)
 
 
+# What a job reads: overwrite=true must never delete it (an eval into the training run's own
+# folder would otherwise delete the checkpoint it is about to score).
+INPUT_KEYS = ("ckpt_path", "support_dir", "query_dir")
+
+
+def refuse_deleting_inputs(config: DictConfig, folder: Path, advice: str | None = None) -> None:
+    """Refuse overwrite=true when `folder` holds a file or folder the job reads."""
+    inside = [
+        f"{key}={value}"
+        for key in INPUT_KEYS
+        if (value := config.get(key)) and value != LAST and is_inside(value, folder)
+    ]
+    if inside:
+        advice = advice or "write the results to another folder (hydra.run.dir)"
+        raise ConfigError(
+            [f"overwrite=true would delete {', '.join(inside)}, inside {folder}: {advice}"]
+        )
+
+
 def prepare_run_dir(config: DictConfig, resuming_jobs: tuple[str, ...]) -> None:
     """A single run's folder, before Hydra creates it: see the module docstring."""
     resumes = config.hydra.job.name in resuming_jobs
@@ -157,10 +176,7 @@ def prepare_run_dir(config: DictConfig, resuming_jobs: tuple[str, ...]) -> None:
     ckpt_path = config.get("ckpt_path") if resumes else None
     in_place = bool(ckpt_path) and is_inside(ckpt_path, run_dir)
     if config.get("overwrite"):
-        if in_place:
-            raise ConfigError(
-                [f"overwrite=true would delete ckpt_path={ckpt_path}: resume or overwrite"]
-            )
+        refuse_deleting_inputs(config, run_dir, "resume or overwrite" if resumes else None)
         remove_old_run("hydra.run.dir", run_dir, HYDRA_RECORD)
     elif not in_place:
         raise refused("hydra.run.dir", run_dir, "files of another run", resumes)
@@ -173,6 +189,7 @@ def prepare_sweep_dir(config: DictConfig) -> None:
     if is_empty(sweep_dir) or sweeper.startswith(CONTINUED_SWEEPERS):
         return
     if config.get("overwrite"):
+        refuse_deleting_inputs(config, sweep_dir)
         remove_old_run("hydra.sweep.dir", sweep_dir, "multirun.yaml")
     else:
         raise refused("hydra.sweep.dir", sweep_dir, "files of another multirun", False)
@@ -194,6 +211,7 @@ def prepare_job_dir(cfg: DictConfig) -> None:
         return
     if not cfg.get("overwrite"):
         raise refused("the job folder", job_dir, "files of another run")
+    refuse_deleting_inputs(cfg, job_dir)
     log.warning("overwrite=true: deleting the previous files in %s", job_dir)
     for path in job_dir.iterdir():
         if path.name not in (HYDRA_RECORD, log_name):
