@@ -139,12 +139,15 @@ def train_checkpoint(tmp_path, name: str, *overrides: str):
 
 
 def quiet_trainer(**overrides):
-    """An in-process CPU Trainer without logger, checkpoints, progress bar or sanity check."""
+    """An in-process CPU Trainer without logger, checkpoints (other than the checkpoint
+    callbacks given), progress bar or sanity check."""
     import lightning as L
+    from lightning.pytorch.callbacks import Checkpoint
 
+    callbacks = overrides.get("callbacks") or []
     kwargs = dict(
         logger=False,
-        enable_checkpointing=False,
+        enable_checkpointing=any(isinstance(c, Checkpoint) for c in callbacks),
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,

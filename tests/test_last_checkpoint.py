@@ -32,7 +32,7 @@ def fit(tmp_path, last, max_steps, **trainer_overrides):
 
 def test_last_checkpoint_is_written_every_n_steps_and_at_the_end(tmp_path):
     last = LastCheckpoint(str(tmp_path), every_n_steps=3, every_seconds=None)
-    assert fit(tmp_path, last, max_steps=7, limit_val_batches=0) == [3, 6, 7]
+    assert fit(tmp_path, last, max_steps=7, limit_val_batches=0) == [1, 4, 7]  # counted from the last save
     assert torch.load(last.path, weights_only=True)["global_step"] == 7
 
 
@@ -43,7 +43,14 @@ def test_last_checkpoint_is_written_when_its_time_interval_has_passed(tmp_path):
 
 def test_last_checkpoint_is_written_after_every_validation(tmp_path):
     last = LastCheckpoint(str(tmp_path), every_n_steps=None, every_seconds=None)
-    assert fit(tmp_path, last, max_steps=5, val_check_interval=2) == [2, 4, 5]
+    assert fit(tmp_path, last, max_steps=5, val_check_interval=2) == [1, 2, 4, 5]
+
+
+def test_the_first_last_checkpoint_is_written_after_the_first_step(tmp_path):
+    """A run killed before its first interval or validation still leaves a last.ckpt (and so
+    the refusal's advice, ckpt_path=last, works)."""
+    last = LastCheckpoint(str(tmp_path), every_n_steps=100, every_seconds=None)
+    assert fit(tmp_path, last, max_steps=5, limit_val_batches=0) == [1, 5]
 
 
 @pytest.mark.parametrize(("key", "value"), [("every_n_steps", 0), ("every_seconds", -1)])
@@ -82,3 +89,29 @@ def test_resuming_from_a_step_interval_checkpoint_equals_an_uninterrupted_run(tm
     )
     for (name, value), other in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.allclose(value, other, atol=1e-6), name
+
+
+@pytest.mark.slow
+def test_last_checkpoint_after_a_validation_names_that_validation_s_best(tmp_path):
+    """last.ckpt is written after ModelCheckpoint has recorded the validation it follows, so a
+    resumed run tests the same best checkpoint as an uninterrupted one, and only one
+    best-*.ckpt file is kept."""
+    from helpers import TINY_CONV4, TINY_RUN
+
+    import leo_lightning as ll
+
+    results = ll.train(
+        [
+            *TINY_RUN,
+            *TINY_CONV4,
+            "trainer.val_check_interval=5",
+            "test=false",
+            f"hydra.run.dir={tmp_path / 'run'}",
+            f"paths.data_dir={tmp_path / 'data'}",
+        ]
+    )
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    (state,) = [v for k, v in saved["callbacks"].items() if k.startswith("ModelCheckpoint")]
+    assert state["best_model_path"] == results["best_ckpt"]
+    kept = sorted(str(p) for p in (tmp_path / "run" / "checkpoints").glob("best-*.ckpt"))
+    assert kept == [results["best_ckpt"]]

@@ -98,6 +98,15 @@ def test_a_non_empty_run_folder_is_refused_naming_it(runs):
     assert (folder / "checkpoints" / "last.ckpt").read_bytes() == b"old weights"
 
 
+def test_the_advice_to_resume_is_given_only_where_a_checkpoint_can_resume(runs):
+    """A run killed before it saved anything holds no checkpoint: ckpt_path=last would fail."""
+    folder = old_run(runs / "a")
+    (folder / "checkpoints" / "last.ckpt").unlink()
+    with pytest.raises(ConfigError, match="already holds") as error:
+        prepare_run_dir(run_config(folder), ("train",))
+    assert "resume it" not in str(error.value) and "overwrite=true" in str(error.value)
+
+
 def test_a_new_or_empty_run_folder_is_accepted(runs):
     (runs / "empty").mkdir(parents=True)
     prepare_run_dir(run_config(runs / "empty"), ("train",))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, Checkpoint
 from lightning.pytorch.callbacks import LearningRateMonitor as LightningLearningRateMonitor
 from lightning.pytorch.trainer.states import TrainerFn
 
@@ -81,7 +81,7 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return stat.st_ino, stat.st_mtime_ns
 
 
-class LastCheckpoint(Callback):
+class LastCheckpoint(Checkpoint):
     """Keeps `<dirpath>/last.ckpt` current, so that a kill at any moment (SIGKILL, a node lost,
     a job out of time) loses at most `every_n_steps` steps or `every_seconds` seconds of
     training, whichever comes first, and the run resumes from it.
@@ -92,7 +92,13 @@ class LastCheckpoint(Callback):
     improves. A second ModelCheckpoint writing last.ckpt would fight the first over the file
     (last-v1.ckpt). So last.ckpt has one writer, this callback: at the step or time interval,
     after every validation (the boundary a resume continues from most exactly) and at the end of
-    training. Each save is atomic (temporary file, then rename) and costs one torch.save."""
+    training; and after the first step of a run, so that a run killed before its first interval
+    leaves one too. Each save is atomic (temporary file, then rename) and costs one torch.save.
+
+    It is a Lightning `Checkpoint`, so Lightning runs it after the other callbacks and after the
+    ModelCheckpoint listed before it: the last.ckpt written after a validation then carries that
+    validation's best checkpoint, not the one before (a resumed run used to test an older best
+    and leave the newer file behind)."""
 
     def __init__(
         self,
@@ -111,9 +117,11 @@ class LastCheckpoint(Callback):
         self.every_seconds = every_seconds
         self._saved_step = 0  # the global step of the last save
         self._saved_at = 0.0  # time.monotonic() of the last save
+        self._saved_in_this_fit = False
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._saved_step, self._saved_at = trainer.global_step, time.monotonic()
+        self._saved_in_this_fit = False
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args) -> None:
         if self._due(trainer):
@@ -133,6 +141,8 @@ class LastCheckpoint(Callback):
         steps = trainer.global_step - self._saved_step
         if steps <= 0:
             return False
+        if not self._saved_in_this_fit:  # the first step of the run
+            return True
         if self.every_n_steps is not None and steps >= self.every_n_steps:
             return True
         if self.every_seconds is None:
@@ -143,6 +153,7 @@ class LastCheckpoint(Callback):
     def _save(self, trainer: L.Trainer) -> None:
         trainer.save_checkpoint(self.path)
         self._saved_step, self._saved_at = trainer.global_step, time.monotonic()
+        self._saved_in_this_fit = True
 
 
 class LearningRateMonitor(LightningLearningRateMonitor):

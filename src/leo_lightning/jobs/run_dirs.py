@@ -122,6 +122,12 @@ def resolve_last(config: DictConfig) -> None:
 # -- the folder checks -------------------------------------------------------------------------
 
 
+def has_checkpoint(folder: Path) -> bool:
+    """Whether `ckpt_path=last` (or a checkpoint inside the folder) could resume it: advice to
+    resume is only given where it works."""
+    return any((folder / "checkpoints").glob("*.ckpt"))
+
+
 def refused(key: str, folder: Path, what: str, can_resume: bool = True) -> ConfigError:
     resume = "resume it with ckpt_path=last (or a checkpoint inside it), " if can_resume else ""
     return ConfigError(
@@ -179,7 +185,9 @@ def prepare_run_dir(config: DictConfig, resuming_jobs: tuple[str, ...]) -> None:
         refuse_deleting_inputs(config, run_dir, "resume or overwrite" if resumes else None)
         remove_old_run("hydra.run.dir", run_dir, HYDRA_RECORD)
     elif not in_place:
-        raise refused("hydra.run.dir", run_dir, "files of another run", resumes)
+        raise refused(
+            "hydra.run.dir", run_dir, "files of another run", resumes and has_checkpoint(run_dir)
+        )
 
 
 def prepare_sweep_dir(config: DictConfig) -> None:
@@ -210,7 +218,7 @@ def prepare_job_dir(cfg: DictConfig) -> None:
     if holds_nothing_of_value(job_dir, log_name):
         return
     if not cfg.get("overwrite"):
-        raise refused("the job folder", job_dir, "files of another run")
+        raise refused("the job folder", job_dir, "files of another run", has_checkpoint(job_dir))
     refuse_deleting_inputs(cfg, job_dir)
     log.warning("overwrite=true: deleting the previous files in %s", job_dir)
     for path in job_dir.iterdir():
