@@ -180,3 +180,59 @@ def test_a_resume_with_another_initial_rate_is_refused_naming_it(tmp_path):
     )
     with pytest.raises(CheckpointError, match=r"model.inner_lr: checkpoint 1.0, configured 0.5"):
         check_compatible(read_checkpoint(path), tiny_module(inner_lr=0.5), path)
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """A checkpoint as the project writes it (one meta-step of a tiny module)."""
+    from helpers import quiet_trainer, random_image_datamodule
+
+    path = tmp_path_factory.mktemp("written") / "model.ckpt"
+    module = tiny_module()
+    module.run_config = {"seed": 0}
+    trainer = quiet_trainer(max_steps=1, limit_val_batches=0)
+    trainer.fit(module, datamodule=random_image_datamodule())
+    trainer.save_checkpoint(path)
+    return path
+
+
+def edited(source, target, edit):
+    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    edit(checkpoint)
+    torch.save(checkpoint, target)
+    return target
+
+
+def test_a_written_checkpoint_stores_a_digest_that_its_weights_match(written):
+    from leo_lightning.training.checkpoints import state_digest
+
+    checkpoint = read_checkpoint(written)
+    assert checkpoint["leo_lightning"]["state_dict_sha256"] == state_digest(
+        checkpoint["state_dict"]
+    )
+
+
+def test_damage_inside_the_weights_is_found_by_the_digest(written, tmp_path):
+    def flip_one_bit(checkpoint):
+        weight = checkpoint["state_dict"]["net.decoder.linear.weight"]
+        weight.view(torch.int32)[0, 0] ^= 1  # the lowest mantissa bit of one value
+
+    damaged = edited(written, tmp_path / "damaged.ckpt", flip_one_bit)
+    with pytest.raises(CheckpointError, match="damaged.ckpt.*do not match the digest"):
+        read_checkpoint(damaged)
+
+
+def test_a_checkpoint_with_a_non_finite_weight_is_refused_naming_it(written, tmp_path):
+    def one_nan(checkpoint):
+        checkpoint["state_dict"]["net.decoder.linear.weight"][0, 0] = float("nan")
+        checkpoint["leo_lightning"].pop("state_dict_sha256")  # as a checkpoint before digests
+
+    path = edited(written, tmp_path / "nan.ckpt", one_nan)
+    with pytest.raises(
+        CheckpointError, match=r"non-finite weights.*net.decoder.linear.weight \(1\)"
+    ):
+        read_checkpoint(path)
+    from leo_lightning.training.module import LEOModule
+
+    with pytest.raises(CheckpointError, match="non-finite"):
+        LEOModule.load_from_checkpoint(path, map_location="cpu")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import pickle
 import tempfile
 from collections.abc import Iterable
@@ -17,6 +19,8 @@ from leo_lightning.data.files import atomic_save
 from leo_lightning.errors import CheckpointError
 
 CHECKPOINT_KEY = "leo_lightning"
+
+log = logging.getLogger(__name__)
 
 
 def read_checkpoint(ckpt_path: str | Path) -> dict:
@@ -36,7 +40,49 @@ def read_checkpoint(ckpt_path: str | Path) -> dict:
             f"ckpt_path={str(ckpt_path)!r} is not a leo-lightning checkpoint (no "
             f"'{CHECKPOINT_KEY}' entry); {WRITTEN_BY}"
         )
+    check_intact(checkpoint, ckpt_path)
     return checkpoint
+
+
+def state_digest(state_dict: dict) -> str:
+    """SHA-256 over every tensor of a state dict: its name, dtype, shape and bytes, in name
+    order. Stored in every checkpoint this project writes, so that damage inside tensor data
+    (a flipped bit, a bad copy), which torch.load does not notice, is found on load."""
+    digest = hashlib.sha256()
+    for key in sorted(state_dict):
+        tensor = state_dict[key]
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def check_intact(checkpoint: dict, ckpt_path: str | Path) -> None:
+    """The stored digest matches the weights, and every floating-point weight is finite: a
+    model with a NaN weight scores chance without a word, and training on from it writes new
+    checkpoints full of NaN. A checkpoint from before digests (leo-lightning 0.1.0) is checked
+    for finiteness only, with a note."""
+    state_dict = checkpoint["state_dict"]
+    stored = checkpoint[CHECKPOINT_KEY].get("state_dict_sha256")
+    if stored is None:
+        log.info("%s holds no digest (written before 0.2): its weights are not verified", ckpt_path)
+    elif stored != state_digest(state_dict):
+        raise CheckpointError(
+            f"ckpt_path={str(ckpt_path)!r} is damaged: its weights do not match the digest "
+            "stored when it was written (a bad copy or a flipped bit); use another checkpoint "
+            "of the run (last.ckpt, best-*.ckpt) or copy it again"
+        )
+    bad = {
+        key: int((~tensor.isfinite()).sum())
+        for key, tensor in state_dict.items()
+        if tensor.is_floating_point() and not bool(tensor.isfinite().all())
+    }
+    if bad:
+        listed = ", ".join(f"{key} ({count})" for key, count in list(bad.items())[:5])
+        raise CheckpointError(
+            f"ckpt_path={str(ckpt_path)!r} holds non-finite weights (NaN or inf values in "
+            f"{len(bad)} tensors: {listed}); it cannot be evaluated or trained on"
+        )
 
 
 WRITTEN_BY = "checkpoints are written by scripts/train.py under <run>/checkpoints/"

@@ -27,7 +27,7 @@ from leo_lightning.models import precision
 from leo_lightning.models.leo import LEONet
 from leo_lightning.strategies.base import ModelDims, Strategy, TaskOutput
 from leo_lightning.training import dashboards, schedules
-from leo_lightning.training.checkpoints import CHECKPOINT_KEY, read_checkpoint
+from leo_lightning.training.checkpoints import CHECKPOINT_KEY, read_checkpoint, state_digest
 from leo_lightning.training.clipping import all_finite, clip_per_tensor_
 from leo_lightning.training.metrics import EpisodeAccuracy, episode_accuracy
 from leo_lightning.training.trusted_targets import check_stored_targets
@@ -448,6 +448,7 @@ class LEOModule(L.LightningModule):
         # an uninterrupted one (Lightning restores weights, optimizer and step, not the RNG).
         checkpoint[CHECKPOINT_KEY] = {
             "format": 1,
+            "state_dict_sha256": state_digest(checkpoint["state_dict"]),  # checked on load
             "config": self.run_config,
             "rng": {"cpu": torch.get_rng_state()},
         }
