@@ -236,3 +236,17 @@ def test_a_checkpoint_with_a_non_finite_weight_is_refused_naming_it(written, tmp
 
     with pytest.raises(CheckpointError, match="non-finite"):
         LEOModule.load_from_checkpoint(path, map_location="cpu")
+
+
+def test_a_resume_with_another_task_or_seed_is_refused_listing_each(tmp_path):
+    module = tiny_module()
+    path = tmp_path / "a.ckpt"
+    config = {"seed": 1, "data": {"n_way": 5, "k_shot": 1, "n_query": 15}}
+    torch.save({"state_dict": module.state_dict(), "leo_lightning": {"config": config}}, path)
+    resumed = tiny_module()
+    resumed.run_config = {"seed": 2, "data": {"n_way": 15, "k_shot": 1, "n_query": 15}}
+    with pytest.raises(CheckpointError) as error:
+        check_compatible(read_checkpoint(path), resumed, path)
+    assert "data.n_way: checkpoint 5, configured 15" in str(error.value)
+    assert "seed: checkpoint 1, configured 2" in str(error.value)
+    assert "k_shot" not in str(error.value)

@@ -32,7 +32,8 @@ def fit(tmp_path, last, max_steps, **trainer_overrides):
 
 def test_last_checkpoint_is_written_every_n_steps_and_at_the_end(tmp_path):
     last = LastCheckpoint(str(tmp_path), every_n_steps=3, every_seconds=None)
-    assert fit(tmp_path, last, max_steps=7, limit_val_batches=0) == [1, 4, 7]  # counted from the last save
+    # after the first step, then every 3 steps counted from the last save, and at the end
+    assert fit(tmp_path, last, max_steps=7, limit_val_batches=0) == [1, 4, 7]
     assert torch.load(last.path, weights_only=True)["global_step"] == 7
 
 

@@ -134,6 +134,7 @@ def check_compatible(checkpoint: dict, module: nn.Module, ckpt_path: str | Path)
     problems += _changed_initial_values(checkpoint, module)
     problems += _changed_step_counts(checkpoint, module)
     problems += _changed_schedule(checkpoint, module)
+    problems += _changed_task(checkpoint, module)
     if problems:
         listed = "\n".join(f"  - {p}" for p in problems[:20])
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
@@ -208,6 +209,35 @@ def _changed_schedule(checkpoint: dict, module: nn.Module) -> list[str]:
                 "cosine schedule, which a resumed run continues)"
             )
     return problems
+
+
+# What makes a task what it is, and the run's seed: a resumed run continues the same training, so
+# none of these may change (the best checkpoint would be chosen across validations of different
+# tasks, and the seed's stream is the checkpoint's).
+TASK_KEYS = ("data.n_way", "data.k_shot", "data.n_query", "data.source._target_", "seed")
+
+
+def _changed_task(checkpoint: dict, module: nn.Module) -> list[str]:
+    before = checkpoint.get(CHECKPOINT_KEY, {}).get("config") or {}
+    now = getattr(module, "run_config", None) or {}
+    problems = []
+    for key in TASK_KEYS:
+        old, new = _select(before, key), _select(now, key)
+        if old is not None and new is not None and old != new:
+            problems.append(
+                f"{key}: checkpoint {old!r}, configured {new!r} (a resumed run continues the "
+                "same task and seed; start a new run for another)"
+            )
+    return problems
+
+
+def _select(config: dict, dotted: str):
+    node = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 def _max_steps(config: dict | None) -> int | None:
