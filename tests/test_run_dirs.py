@@ -7,12 +7,15 @@ from __future__ import annotations
 import os
 import pickle
 import shlex
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import ROOT
 from helpers import TINY_CONV4, TINY_RUN, run_script
 from hydra import compose, initialize_config_dir
@@ -23,13 +26,14 @@ from omegaconf import OmegaConf, open_dict
 
 from leo_lightning.config.schemas import register_configs
 from leo_lightning.errors import CheckpointError, ConfigError, DataError
+from leo_lightning.jobs import run_lock
 from leo_lightning.jobs.run_dirs import (
-    newest_last_checkpoint,
     prepare_job_dir,
     prepare_run_dir,
     prepare_sweep_dir,
     resolve_last,
     resume_command,
+    same_job_last_checkpoint,
 )
 from leo_lightning.jobs.user_errors import remove_empty_run_dir, user_error
 
@@ -132,7 +136,8 @@ def test_a_checkpoint_inside_the_folder_lets_only_training_resume_there(runs):
 def test_overwrite_deletes_the_old_run_before_the_new_one_starts(runs):
     folder = old_run(runs / "a")
     prepare_run_dir(run_config(folder, overwrite=True), ("train",))
-    assert not folder.exists()  # Hydra creates it afresh: no old checkpoint beside a new config
+    # nothing of the old run beside the new config: only the new run's lock
+    assert [p.name for p in folder.iterdir()] == [".lock"]
 
 
 def test_overwrite_never_deletes_a_folder_these_scripts_did_not_write(runs):
@@ -251,7 +256,86 @@ def test_last_alone_is_the_newest_run_and_continues_in_its_folder(runs):
 
 def test_last_without_any_run_names_the_pattern_it_searched(tmp_path):
     with pytest.raises(CheckpointError, match=r"runs/\*/\*/checkpoints/last.ckpt"):
-        newest_last_checkpoint(tmp_path / "outputs")
+        same_job_last_checkpoint(tmp_path / "outputs", [])
+
+
+def with_overrides(folder: Path, *overrides: str) -> Path:
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(list(overrides)))
+    return folder
+
+
+def test_last_alone_continues_the_run_of_the_same_command_not_the_newest(runs):
+    """A new command (another seed, say) must not continue another experiment in its folder."""
+    mine = with_overrides(old_run(runs / "mine"), "seed=1", "model.lr=0.01")
+    other = with_overrides(old_run(runs / "other"), "seed=2")
+    os.utime(other / "checkpoints" / "last.ckpt", (time.time() + 60,) * 2)  # written last
+    config = run_config(runs / "new", ckpt_path="last")
+    config.hydra.overrides.task = ["model.lr=0.01", "seed=1", "ckpt_path=last"]
+    resolve_last(config)
+    assert config.hydra.run.dir == str(mine.resolve())
+
+
+def test_last_alone_with_no_run_of_the_same_command_is_refused_listing_the_runs(runs):
+    other = with_overrides(old_run(runs / "other"), "seed=2")
+    config = run_config(runs / "new", ckpt_path="last")
+    config.hydra.overrides.task = ["seed=3", "ckpt_path=last"]
+    with pytest.raises(CheckpointError, match="overrides \\(seed=3\\)") as error:
+        resolve_last(config)
+    assert f"{other}  (seed=2)" in str(error.value)
+
+
+@pytest.fixture
+def holder(tmp_path):
+    """Another live process, to stand for a run that holds a folder."""
+    process = subprocess.Popen(["sleep", "60"])
+    yield process.pid
+    process.kill()
+    process.wait()
+
+
+def test_a_folder_whose_lock_a_live_process_holds_is_refused_naming_it(runs, holder):
+    folder = old_run(runs / "a")
+    (folder / ".lock").write_text(f"{holder} {socket.gethostname()}\n")
+    config = run_config(folder, ckpt_path=str(folder / "checkpoints" / "last.ckpt"))
+    with pytest.raises(ConfigError, match=f"in use by a running process {holder}"):
+        prepare_run_dir(config, ("train",))  # a resume would attach a second writer
+
+
+def test_a_stale_lock_of_a_dead_process_is_reported_and_taken_over(runs, caplog):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    folder = runs / "a"
+    folder.mkdir(parents=True)
+    (folder / ".lock").write_text(f"{dead.pid} {socket.gethostname()}\n")
+    prepare_run_dir(run_config(folder), ("train",))
+    assert (folder / ".lock").read_text().split()[0] == str(os.getpid())
+    assert f"stale lock of process {dead.pid}" in caplog.text
+    run_lock.release(folder)
+    assert not (folder / ".lock").exists()
+
+
+@pytest.mark.slow
+def test_two_runs_started_into_one_folder_one_runs_and_the_other_is_refused(tmp_path):
+    folder = tmp_path / "run"
+    args = [*TINY_RUN, *TINY_CONV4, "test=false", f"hydra.run.dir={folder}"]
+    env = dict(os.environ, LEO_OUTPUT_DIR=str(tmp_path / "outputs"))
+    env["LEO_DATA_DIR"] = str(tmp_path / "data")
+    first = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (folder / ".lock").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second = run_script("train.py", tmp_path, *args)
+    _, first_err = first.communicate(timeout=300)
+    assert first.returncode == 0, first_err[-2000:]
+    assert second.returncode == 2
+    assert f"in use by a running process {first.pid}" in second.stderr
+    assert not (folder / ".lock").exists()  # released at the end
 
 
 def test_last_in_a_multirun_job_is_that_jobs_own_checkpoint(tmp_path):

@@ -34,6 +34,7 @@ from leo_lightning.config.compose import (
     quoted,
 )
 from leo_lightning.config.validation import validate
+from leo_lightning.jobs import run_lock
 from leo_lightning.jobs.run_dirs import prepare_run_dir
 from leo_lightning.jobs.user_errors import remove_empty_run_dir, user_error
 
@@ -77,7 +78,7 @@ def run(
         validate(config)  # as hydra/default.yaml's callbacks do for a command's single run
         prepare_run_dir(config, resuming_jobs=(config_name,) if resumes else ())
         context = HydraContext(config_loader=None, callbacks=Callbacks(config))
-        with _logging_restored():
+        with _logging_restored(), _lock_released(Path(config.hydra.run.dir)):
             returned = run_job(
                 task_function=_cleaning_up_after_user_errors(job),
                 config=config,
@@ -106,6 +107,16 @@ def _cleaning_up_after_user_errors(job: Callable[[DictConfig], Any]) -> Callable
             raise cause from cause.__cause__  # its own cause (an OSError, say), not the wrapper
 
     return task
+
+
+@contextmanager
+def _lock_released(run_dir: Path) -> Iterator[None]:
+    """The run folder's lock (taken by prepare_run_dir) is given back when the call ends, so the
+    next call may use the folder; a command's process gives it back at exit."""
+    try:
+        yield
+    finally:
+        run_lock.release(run_dir)
 
 
 @contextmanager

@@ -15,8 +15,10 @@ The rules, checked before Hydra writes anything (a Hydra callback, `RunDirGuard`
   (`prepare_job_dir`), where `ckpt_path=last` means that job's own last.ckpt (a requeued SLURM
   job resumes this way).
 - `ckpt_path=last`: with `hydra.run.dir=<run>` given, `<run>/checkpoints/last.ckpt`; without it,
-  the most recently written `<paths.output_dir>/runs/*/*/checkpoints/last.ckpt`, and the run
-  continues in that folder. It is resolved before the folder is written, so `.hydra/config.yaml`
+  the most recently written `<paths.output_dir>/runs/*/*/checkpoints/last.ckpt` of a run started
+  with the same overrides (none: refused, listing the runs), and the run continues in that
+  folder; never while another process holds that folder's lock (run_lock.py). It is resolved
+  before the folder is written, so `.hydra/config.yaml`
   records the checkpoint that was used.
 """
 
@@ -30,11 +32,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from leo_lightning.errors import CheckpointError, ConfigError
+from leo_lightning.jobs import run_lock
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +67,18 @@ def holds_nothing_of_value(folder: Path, log_name: str) -> bool:
         relative = path.relative_to(folder)
         if path.is_dir() or relative.parts[0] == HYDRA_RECORD or relative == Path(log_name):
             continue
+        if relative == Path(run_lock.LOCK_NAME):
+            continue
         return False
     return True
 
 
 def _listing(folder: Path, limit: int = 5) -> str:
-    names = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
+    names = sorted(
+        p.name + ("/" if p.is_dir() else "")
+        for p in folder.iterdir()
+        if p.name != run_lock.LOCK_NAME
+    )
     more = f", ... ({len(names)} entries)" if len(names) > limit else ""
     return ", ".join(names[:limit]) + more
 
@@ -76,16 +86,52 @@ def _listing(folder: Path, limit: int = 5) -> str:
 # -- ckpt_path=last ----------------------------------------------------------------------------
 
 
-def newest_last_checkpoint(output_dir: Path) -> Path:
-    """The most recently written last.ckpt of the runs under output_dir/runs/<date>/<time>/."""
+def same_job_last_checkpoint(output_dir: Path, overrides: list[str]) -> Path:
+    """ckpt_path=last without a run folder: the newest last.ckpt under output_dir/runs/*/*/ of
+    a run started with the same overrides as this command (ckpt_path and overwrite aside), so
+    that `last` never continues another experiment in its folder. None matching: refused,
+    listing the runs there are."""
     pattern = "runs/*/*/checkpoints/last.ckpt"
-    found = [p for p in output_dir.glob(pattern) if p.is_file()]
+    found = sorted(
+        (p for p in output_dir.glob(pattern) if p.is_file()),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
     if not found:
         raise CheckpointError(
             f"ckpt_path=last: no run to resume, no {output_dir / pattern} exists; give the run "
             "folder with hydra.run.dir=<run>, or a checkpoint file as ckpt_path"
         )
-    return max(found, key=lambda p: p.stat().st_mtime)
+    wanted = job_overrides(overrides)
+    for checkpoint in found:
+        if job_overrides(stored_overrides(checkpoint.parents[1])) == wanted:
+            return checkpoint
+    listed = "\n".join(f"  {p.parents[1]}  ({_describe(p.parents[1])})" for p in found[:5])
+    raise CheckpointError(
+        f"ckpt_path=last: no run under {output_dir / 'runs'} was started with this command's "
+        f"overrides ({' '.join(wanted) or 'none'}), so none is this run to resume; resume one "
+        f"by its folder, hydra.run.dir=<run> ckpt_path=last. The newest runs with a last.ckpt:"
+        f"\n{listed}"
+    )
+
+
+def _describe(run_dir: Path) -> str:
+    return " ".join(job_overrides(stored_overrides(run_dir))) or "no overrides"
+
+
+def job_overrides(overrides: list[str] | None) -> list[str]:
+    """What makes a run the job it is: its command-line overrides, less the ones that only
+    say how it starts (ckpt_path, overwrite)."""
+    return sorted(o for o in overrides or [] if _key(o) not in ("ckpt_path", "overwrite"))
+
+
+def stored_overrides(run_dir: Path) -> list[str] | None:
+    """The overrides a run was started with (.hydra/overrides.yaml), None if not recorded."""
+    try:
+        stored = yaml.safe_load((run_dir / HYDRA_RECORD / "overrides.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return [str(o) for o in stored] if isinstance(stored, list) else None
 
 
 def own_last_checkpoint(run_dir: Path) -> Path:
@@ -112,7 +158,8 @@ def resolve_last(config: DictConfig) -> None:
     if _run_dir_given(config):
         checkpoint = own_last_checkpoint(Path(config.hydra.run.dir))
     else:
-        checkpoint = newest_last_checkpoint(Path(config.paths.output_dir))
+        overrides = list(OmegaConf.select(config, "hydra.overrides.task", default=None) or [])
+        checkpoint = same_job_last_checkpoint(Path(config.paths.output_dir), overrides)
     with read_write(config), open_dict(config):
         config.ckpt_path = str(checkpoint.resolve())
         config.hydra.run.dir = str(checkpoint.parents[1].resolve())
@@ -177,6 +224,14 @@ def prepare_run_dir(config: DictConfig, resuming_jobs: tuple[str, ...]) -> None:
     if resumes:
         resolve_last(config)
     run_dir = Path(config.hydra.run.dir)
+    holder = run_lock.live_holder(run_dir)  # removes a stale lock
+    if holder is not None and holder != os.getpid():
+        raise run_lock.in_use("hydra.run.dir", run_dir, holder)
+    _check_folder(config, run_dir, resumes)
+    run_lock.acquire(run_dir)  # atomic: of two runs started at once, one gets the folder
+
+
+def _check_folder(config: DictConfig, run_dir: Path, resumes: bool) -> None:
     if is_empty(run_dir):
         return
     ckpt_path = config.get("ckpt_path") if resumes else None
@@ -211,6 +266,7 @@ def prepare_job_dir(cfg: DictConfig) -> None:
     hydra = HydraConfig.get()
     job_dir = Path(hydra.runtime.output_dir)
     log_name = f"{hydra.job.name}.log"
+    run_lock.acquire(job_dir, key="the job folder")
     if cfg.get("ckpt_path") == LAST:
         cfg.ckpt_path = str(own_last_checkpoint(job_dir).resolve())
     if cfg.get("ckpt_path") and is_inside(cfg.ckpt_path, job_dir):
@@ -239,8 +295,14 @@ class RunDirGuard(Callback):
             return
         _exit_on_error(prepare_run_dir, config, self.resuming_jobs)
 
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        run_lock.release(Path(config.hydra.run.dir))
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _exit_on_error(prepare_sweep_dir, config)
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        run_lock.release(Path(config.hydra.runtime.output_dir))  # a multirun job's folder
 
 
 def _secondary_rank() -> bool:
