@@ -201,3 +201,16 @@ def test_histograms_leave_out_the_non_finite_values():
     nan, inf = float("nan"), float("inf")
     add_finite_histogram(writer, "latents/norm_initial", torch.tensor([1.0, nan, inf, 2.0]), 7)
     assert writer.drawn == ("latents/norm_initial", [1.0, 2.0], 7)
+
+
+@pytest.mark.parametrize("values", [[3e38, -3e38], [1e30, 1e30]], ids=["range", "constant"])
+def test_a_histogram_of_huge_finite_values_is_skipped_not_fatal(tmp_path, caplog, values):
+    """model.finetune_lr=1e30 is finite and accepted; its first validation used to stop the run
+    in TensorBoard's binning ("The histogram is empty")."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from leo_lightning.training.module import add_finite_histogram
+
+    with SummaryWriter(str(tmp_path)) as writer:
+        add_finite_histogram(writer, "latents/norm_adapted", torch.tensor(values), 3)
+    assert "latents/norm_adapted at step 3: not drawn" in caplog.text

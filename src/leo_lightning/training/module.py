@@ -506,8 +506,19 @@ def add_finite_histogram(writer: Any, tag: str, values: Tensor, step: int) -> No
             values.numel() - finite.numel(),
             values.numel(),
         )
-    if finite.numel():
+    if not finite.numel():
+        return
+    try:
         writer.add_histogram(tag, finite, step)
+    except ValueError as error:  # huge finite values: TensorBoard's bins overflow
+        log.warning(
+            "%s at step %d: not drawn, TensorBoard cannot bin values up to %.3g (%s); the run "
+            "goes on",
+            tag,
+            step,
+            float(finite.abs().max()),
+            error,
+        )
 
 
 def _synchronize(device: torch.device) -> None:
