@@ -230,3 +230,10 @@ def test_the_last_checkpoint_interval_is_checked():
     assert config_problems(cfg) == [
         "callbacks.last_checkpoint.every_n_steps=0: must be >= 1 (or null)"
     ]
+
+
+@pytest.mark.parametrize("key", ["model.inner_steps", "model.finetune_steps"])
+def test_a_step_count_too_large_to_fit_is_refused_saying_why(key):
+    problems = config_problems(compose_train(f"{key}=100000"))
+    assert any(p.startswith(f"{key}=100000: must be >= 0 and <= 1000") for p in problems)
+    assert any("memory grows with the steps" in p for p in problems)

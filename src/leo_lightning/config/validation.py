@@ -42,6 +42,20 @@ def _positive(v: Any) -> bool:
     return v > 0
 
 
+# Meta-training keeps every inner step's graph for the second-order meta-gradient, so memory
+# grows with the step count and a typo (100000) filled the machine before a single step was done.
+# The paper takes 5 steps; per_task's Adam fits take 100.
+MAX_STEPS = 1000
+STEPS_EXPECTED = (
+    f">= 0 and <= {MAX_STEPS} (each step's graph is kept for the meta-gradient, so memory grows "
+    "with the steps; the paper takes 5)"
+)
+
+
+def _steps(v: Any) -> bool:
+    return 0 <= v <= MAX_STEPS
+
+
 RULES = (
     Rule("data.n_way", _at_least(2), ">= 2"),
     Rule("data.k_shot", _at_least(1), ">= 1"),
@@ -52,8 +66,8 @@ RULES = (
     Rule("data.test_episodes", _at_least(1), ">= 1"),
     Rule("data.num_workers", _at_least(0), ">= 0"),
     Rule("model.latent_dim", _at_least(1), ">= 1"),
-    Rule("model.inner_steps", _at_least(0), ">= 0"),
-    Rule("model.finetune_steps", _at_least(0), ">= 0"),
+    Rule("model.inner_steps", _steps, STEPS_EXPECTED),
+    Rule("model.finetune_steps", _steps, STEPS_EXPECTED),
     Rule("model.inner_lr", _positive, "> 0"),
     Rule("model.finetune_lr", _positive, "> 0"),
     Rule("model.lr", _positive, "> 0"),
