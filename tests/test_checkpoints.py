@@ -154,8 +154,31 @@ def test_a_save_the_folder_refuses_fails_the_run(tmp_path, monkeypatch):
     trainer = build_trainer(cfg)
     trainer.fit(tiny_module(), datamodule=random_image_datamodule())
     folder = tmp_path / "checkpoints"
-    with unwritable(folder, monkeypatch), pytest.raises(PermissionError):
+    with (
+        unwritable(folder, monkeypatch),
+        pytest.raises(CheckpointError, match="new.ckpt could not"),
+    ):
         trainer.save_checkpoint(folder / "new.ckpt")
+
+
+def test_a_full_disk_during_a_save_is_one_message_and_the_previous_checkpoint_stays(
+    tmp_path, monkeypatch
+):
+    import errno
+
+    from leo_lightning.training.checkpoints import AtomicCheckpointIO
+
+    path = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"step": 1}, path)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(CheckpointError, match="last.ckpt could not be written .No space left"):
+        AtomicCheckpointIO().save_checkpoint({"step": 2}, path)
+    assert torch.load(path, weights_only=True) == {"step": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary file left
 
 
 @pytest.mark.slow

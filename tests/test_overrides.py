@@ -6,8 +6,8 @@ import pytest
 from conftest import ROOT
 from helpers import run_script
 
-from leo_lightning.cli.overrides import unknown_key_message
 from leo_lightning.config.schemas import register_configs
+from leo_lightning.config.unknown_keys import unknown_key_message
 
 register_configs()
 

@@ -72,6 +72,29 @@ def test_a_bad_value_raises_config_error_before_any_folder_exists(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
+def test_a_mistyped_key_raises_config_error_naming_the_real_one(tmp_path):
+    with pytest.raises(
+        ConfigError, match=r"model.latnet_dim: no such key; did you mean model.latent_dim"
+    ):
+        ll.train(["model.latnet_dim=3", *paths(tmp_path)])
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_the_errors_a_user_can_make_are_importable_from_the_package():
+    assert issubclass(ll.ConfigError, ValueError) and issubclass(ll.CheckpointError, ValueError)
+    assert issubclass(ll.DataNotFoundError, ll.DataError) and issubclass(ll.DataError, ValueError)
+
+
+@pytest.mark.slow
+def test_a_run_that_diverges_ends_with_one_message_and_exit_2(tmp_path):
+    """model.lr=1e308 is finite and accepted; its first Adam step overflows the weights."""
+    from helpers import TINY_CONV4, TINY_RUN, run_script
+
+    proc = run_script("train.py", tmp_path, *TINY_RUN, *TINY_CONV4, "model.lr=1e308")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "made the weights non-finite" in proc.stderr and "Traceback" not in proc.stderr
+
+
 @pytest.mark.slow
 def test_a_missing_checkpoint_raises_checkpoint_error_and_leaves_no_folder(tmp_path):
     with pytest.raises(CheckpointError, match="nowhere.ckpt"):

@@ -1,4 +1,5 @@
-"""The mistakes a user can make, one type each, in one place.
+"""The mistakes a user can make, one type each, in one place (and a run that its settings made
+diverge).
 
 A command prints such an error's message alone, without a traceback, and exits with 2
 (jobs/user_errors.py); from Python it is raised as it is (`leo_lightning.ConfigError`, ...).
@@ -27,3 +28,8 @@ class DataError(ValueError):
 
 class DataNotFoundError(DataError, FileNotFoundError):
     """A dataset file or folder the config names does not exist."""
+
+
+class TrainingDiverged(FloatingPointError):
+    """Training stopped because its updates or weights became non-finite (too large a rate, as a
+    rule); the message says what was saved and what to change."""

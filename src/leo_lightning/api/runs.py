@@ -24,6 +24,7 @@ from typing import Any
 
 from hydra._internal.callbacks import Callbacks
 from hydra.core.utils import run_job
+from hydra.errors import ConfigCompositionException
 from hydra.types import HydraContext
 from omegaconf import DictConfig
 
@@ -32,11 +33,15 @@ from leo_lightning.config.compose import (
     compose_config,
     current_directory_as_root,
     quoted,
+    search_path_override,
 )
+from leo_lightning.config.unknown_keys import unknown_key_message
 from leo_lightning.config.validation import validate
+from leo_lightning.errors import ConfigError
 from leo_lightning.jobs import run_lock
 from leo_lightning.jobs.run_dirs import prepare_run_dir
 from leo_lightning.jobs.user_errors import remove_empty_run_dir, user_error
+from leo_lightning.locations import CONFIG_DIR
 
 
 def train(overrides: Sequence[str] = (), config_dir: ConfigDirs = None) -> dict[str, Any]:
@@ -74,7 +79,7 @@ def run(
     that folder as Hydra's command would. `resumes`: a checkpoint given as ckpt_path continues
     its own run in place (train), rather than counting as a file of another run (eval)."""
     with current_directory_as_root():
-        config = compose_config(config_name, list(overrides), config_dir)
+        config = _composed(config_name, list(overrides), config_dir)
         validate(config)  # as hydra/default.yaml's callbacks do for a command's single run
         prepare_run_dir(config, resuming_jobs=(config_name,) if resumes else ())
         context = HydraContext(config_loader=None, callbacks=Callbacks(config))
@@ -87,6 +92,19 @@ def run(
                 hydra_context=context,
             )
             return returned.return_value  # the job's exception, if it raised one
+
+
+def _composed(config_name: str, overrides: list[str], config_dir: ConfigDirs) -> DictConfig:
+    """The config, or for a key that does not exist the ConfigError the commands print: the
+    key and the closest real one (not Hydra's advice to add it with +)."""
+    try:
+        return compose_config(config_name, overrides, config_dir)
+    except ConfigCompositionException as error:
+        searched = [*overrides, *search_path_override(config_dir)]
+        message = unknown_key_message(CONFIG_DIR, config_name, searched)
+        if message is None:
+            raise
+        raise ConfigError([message]) from error
 
 
 def _cleaning_up_after_user_errors(job: Callable[[DictConfig], Any]) -> Callable:

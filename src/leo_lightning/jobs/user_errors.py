@@ -21,11 +21,16 @@ from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from leo_lightning.errors import CheckpointError, ConfigError, DataError
+from leo_lightning.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from leo_lightning.jobs.run_dirs import holds_nothing_of_value
 
 # config values (validation.py), checkpoints (checkpoints.py), datasets and input folders (data/)
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, CheckpointError, DataError)
+USER_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError,
+    CheckpointError,
+    DataError,
+    TrainingDiverged,  # the settings made it diverge: the message says what to change
+)
 USER_ERROR_EXIT_CODE = 2  # as for the config checks before the run starts
 
 

@@ -255,7 +255,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None or not _is_local_file_protocol(str(path)):
             super().save_checkpoint(checkpoint, path, storage_options)
             return
-        atomic_save(checkpoint, Path(path))
+        try:
+            atomic_save(checkpoint, Path(path))
+        except OSError as error:  # disk full, permissions, a folder gone: the user's to fix
+            raise CheckpointError(
+                f"the checkpoint {path} could not be written ({error.strerror or error}); the "
+                "previous one is kept. Free space or fix the folder's permissions, or move the "
+                "run (hydra.run.dir), then resume from the last checkpoint saved"
+            ) from error
 
 
 def check_writable(folder: str | Path) -> None:

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from leo_lightning.data.episode import Episode
-from leo_lightning.errors import ConfigError
+from leo_lightning.errors import ConfigError, TrainingDiverged
 from leo_lightning.models import precision
 from leo_lightning.models.leo import LEONet
 from leo_lightning.strategies.base import ModelDims, Strategy, TaskOutput
@@ -267,7 +267,7 @@ class LEOModule(L.LightningModule):
         )
         if self.consecutive_skips >= self.hparams.max_consecutive_skips:
             saved = self._save_last_good_state()
-            raise FloatingPointError(
+            raise TrainingDiverged(
                 f"{self.consecutive_skips} consecutive meta-updates had a non-finite loss or "
                 f"gradient (model.max_consecutive_skips={self.hparams.max_consecutive_skips}); "
                 f"training stopped. {saved}Lower model.lr or the inner rates, or check the data."
@@ -287,7 +287,7 @@ class LEOModule(L.LightningModule):
         before any checkpoint is written. One fused check: a max-abs norm per weight tensor."""
         if self._all_ranks(bool(all_finite(self.parameters()))):
             return
-        raise FloatingPointError(
+        raise TrainingDiverged(
             f"the meta-update of step {self.global_step} made the weights non-finite "
             f"(model.lr={self.hparams.lr}); training stopped and this state was not saved. "
             f"{self._last_saved_state()}Lower model.lr or the inner rates, or check the data."
