@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from conftest import ROOT
 from helpers import TINY_CONV4, TINY_RUN
@@ -145,3 +146,68 @@ def _random_task():
 
     episode = random_episode(b=1)
     return episode.support_x, episode.support_y
+
+
+def _episode():
+    """Two 5-way 1-shot tasks of random 28 px images, 3 queries per class."""
+    from helpers import random_episode
+
+    return random_episode(b=2)
+
+
+def _first_task():
+    episode = _episode()
+    return episode.support_x[0], episode.support_y[0], episode.query_x[0]
+
+
+@pytest.mark.parametrize("strategy", ["maml", "protonet"])
+def test_the_classifier_of_a_strategy_without_a_decoded_classifier_is_refused(strategy):
+    leo = ll.LEO([*TINY_CONV4, f"strategy={strategy}"])
+    support_x, _, query_x = _first_task()
+    with pytest.raises(TypeError, match="leo.logits"):
+        leo.classifier(query_x, {"fc.weight": torch.zeros(5, 8)})
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["strategy=maml"], ["strategy=protonet"], ["strategy.batch_norm=batch"], []],
+    ids=["maml", "protonet", "amortized-transductive", "amortized"],
+)
+def test_logits_are_what_the_module_computes_at_evaluation(overrides):
+    leo = ll.LEO([*TINY_CONV4, *overrides])
+    episode = _episode()
+    expected = leo.module.eval()(episode).query_logits
+    got = leo.logits(episode.support_x, episode.support_y, episode.query_x)
+    torch.testing.assert_close(got, expected)
+    one = leo.logits(*_first_task())
+    assert one.shape == expected.shape[1:]
+
+
+def test_the_step_by_step_api_refuses_transductive_batch_norm_saying_why():
+    """With strategy.batch_norm=batch the features of the support depend on the queries: the
+    steps used to compute them from the support alone, up to 0.59 away from leo-eval."""
+    leo = ll.LEO([*TINY_CONV4, "strategy.batch_norm=batch"])
+    support_x, support_y, _ = _first_task()
+    with pytest.raises(ValueError, match="batch_norm=batch.*leo.logits"):
+        leo.encode_task(support_x, support_y)
+
+
+def test_meta_train_step_flushes_subnormals_as_a_training_step_does(monkeypatch):
+    leo = ll.LEO(TINY_CONV4)
+    flushing, seen = [False], []
+    set_flush = torch.set_flush_denormal
+    update = leo.module.meta_update
+
+    def recording_flush(mode):
+        flushing[0] = mode
+        return set_flush(mode)
+
+    def recording_update(*args, **kwargs):
+        seen.append(flushing[0])
+        return update(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "set_flush_denormal", recording_flush)
+    monkeypatch.setattr(leo.module, "meta_update", recording_update)
+    episode = _episode()
+    leo.meta_train_step(episode.support_x, episode.support_y, episode.query_x, episode.query_y)
+    assert seen == [True] and flushing[0] is False  # on for the step, the default after it

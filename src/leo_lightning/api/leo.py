@@ -45,7 +45,7 @@ from leo_lightning.data.episode import Episode
 from leo_lightning.data.user_images import load_images
 from leo_lightning.strategies.base import LatentStrategy
 from leo_lightning.training.checkpoints import read_checkpoint
-from leo_lightning.training.module import LEOModule
+from leo_lightning.training.module import LEOModule, flushing_subnormals
 from leo_lightning.training.trusted_targets import check_stored_targets
 
 WEIGHT = "fc.weight"  # the decoded classifier, [N, F]; LEO's classifier has no bias
@@ -182,6 +182,7 @@ class LEO:
     def decode_to_params(self, codes: Tensor) -> dict[str, Tensor]:
         """The classifier the codes decode to: {"fc.weight": [N, F]} ([B, N, F]), the mean of
         the decoder's weight distribution (no sampling)."""
+        self._step_by_step("decode_to_params")
         z, batched = _with_task_dim(codes, "codes", 2)
         with self._evaluating():
             weights = self.net.decode(z.to(self.device))
@@ -203,6 +204,7 @@ class LEO:
         """Logits [M, N] ([B, M, N]) of the examples under the classifier `params`: unit-norm
         backbone features times fc.weight, as at evaluation."""
         x, batched = self._examples(query_x, "query_x")
+        self._step_by_step("classifier")
         weights, weights_batched = _with_task_dim(_weight_of(params), "params['fc.weight']", 2)
         if weights_batched != batched:
             raise ValueError(
@@ -211,6 +213,22 @@ class LEO:
             )
         with self._evaluating():
             logits = self.net.logits(self.net.features(x), weights.to(self.device))
+        return logits if batched else logits[0]
+
+    def logits(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
+        """The query logits [M, N] ([B, M, N]) after adapting to the support set, computed by
+        the strategy itself exactly as `leo-eval` does (any strategy, either BatchNorm mode:
+        with strategy.batch_norm=batch each episode's support and queries are normalised
+        together, which the step-by-step methods cannot do)."""
+        support, batched = self._examples(support_x, "support_x")
+        query, query_batched = self._examples(query_x, "query_x")
+        if query_batched != batched:
+            raise ValueError("support_x and query_x: both need a task dimension, or neither")
+        y = _labels(support_y, batched, support.shape[:2], "support_y").to(self.device)
+        _check_labels(y, "support_y")
+        unknown = torch.zeros(query.shape[:2], dtype=torch.long, device=self.device)
+        with self._evaluating(), flushing_subnormals():
+            logits = self.module(Episode(support, y, query, unknown)).query_logits.detach()
         return logits if batched else logits[0]
 
     def adapt(self, support_x: Tensor, support_y: Tensor) -> dict[str, Tensor]:
@@ -247,7 +265,7 @@ class LEO:
         optimizer = self._outer_optimizer()
         self.module.train()
         try:
-            with torch.enable_grad():
+            with torch.enable_grad(), flushing_subnormals():  # as training_step
                 terms, _ = self.module.meta_update(episode, optimizer, self._steps)
         finally:
             self.module.eval()
@@ -273,13 +291,27 @@ class LEO:
 
     @property
     def _strategy(self) -> LatentStrategy:
+        self._step_by_step("encode_task, inner_update and finetune_params")
+        return self.module.strategy
+
+    def _step_by_step(self, what: str) -> None:
+        """LEO's steps apply to the latent strategies, with BatchNorm that normalises each
+        example on its own (running statistics); otherwise they would compute something that
+        leo-eval does not. `logits` computes leo-eval's result for every strategy."""
         strategy = self.module.strategy
         if not isinstance(strategy, LatentStrategy):
             raise TypeError(
-                f"strategy {self._strategy_name} has no latent codes: encode_task, inner_update "
-                "and decode_to_params need strategy=amortized or strategy=universal"
+                f"strategy {self._strategy_name} has no latent codes or decoded classifier: "
+                f"{what} need strategy=amortized or strategy=universal; leo.logits(support_x, "
+                "support_y, query_x) gives this model's predictions as leo-eval computes them"
             )
-        return strategy
+        if strategy.batch_norm == "batch":
+            raise ValueError(
+                f"strategy.batch_norm=batch normalises each episode's support and queries "
+                f"together (transductive), so {what} cannot be computed from the support or the "
+                "queries alone; leo.logits(support_x, support_y, query_x) computes what leo-eval "
+                "does"
+            )
 
     @property
     def _strategy_name(self) -> str:
@@ -321,6 +353,7 @@ class LEO:
         return (x if batched else x[None]).to(self.device), batched
 
     def _support(self, support_x: Tensor, support_y: Tensor) -> _Support:
+        self._step_by_step("encode_task, inner_update and finetune_params")
         x, batched = self._examples(support_x, "support_x")
         y = _labels(support_y, batched, x.shape[:2], "support_y").to(self.device)
         n_way = _check_labels(y, "support_y")

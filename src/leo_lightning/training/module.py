@@ -6,10 +6,11 @@ the meta-loss, the optimizer, per-tensor clipping, skipping non-finite updates a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,19 +43,26 @@ def _plain(config: Any) -> Any:
     return dict(config) if isinstance(config, Mapping) else config
 
 
-def _flushing_subnormals(step):
+@contextlib.contextmanager
+def flushing_subnormals() -> Iterator[None]:
     """Confident softmaxes in the inner loop produce subnormal floats, and their second-order
     backward runs about 10x slower on x86 CPUs unless subnormals are flushed to zero. The flag
     is process-wide, so it is set for each step and reset after it, even when the step raises:
     a failed fit in a notebook must not leave the process computing differently."""
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)  # the process default
+
+
+def _flushing_subnormals(step):
+    """A hook that runs under `flushing_subnormals`."""
 
     @functools.wraps(step)
     def flushing(*args, **kwargs):
-        torch.set_flush_denormal(True)
-        try:
+        with flushing_subnormals():
             return step(*args, **kwargs)
-        finally:
-            torch.set_flush_denormal(False)  # the process default
 
     return flushing
 
