@@ -182,6 +182,13 @@ def test_pixel_nearest_neighbour_copies_the_label_of_the_closest_support_image()
 
 def test_universal_starts_every_class_from_the_same_learned_latent():
     module = tiny_module(strategy={"_target_": "leo_lightning.strategies.Universal"})
-    grads = meta_gradients(module, random_episode())
+    with torch.no_grad():
+        module.strategy.z_meta.copy_(torch.randn_like(module.strategy.z_meta))
+    episode = random_episode()
+    features = module.net.features(episode.support_x)
+    z0, kl = module.strategy.initial_latents(module.net, features, episode.support_y, 5)
+    assert z0.shape == (2, 5, 8) and float(kl) == 0.0
+    assert torch.equal(z0, module.strategy.z_meta.expand(2, 5, 8))  # every task, every class
+    grads = meta_gradients(module, episode)
     assert grads["strategy.z_meta"].abs().sum() > 0
     assert not any(name.startswith("strategy.encoder") for name in grads)

@@ -92,6 +92,31 @@ def test_maml_steps_after_the_first_adapt_the_backbone_and_lower_the_support_los
     assert losses[0] == pytest.approx(torch.log(torch.tensor(float(N))).item())  # zero head
 
 
+def head_only(dims: ModelDims, inner_lr: float) -> MetaSGD:
+    """MAML that adapts the head alone: Meta-SGD with every backbone rate at zero."""
+    strategy = MetaSGD(dims, inner_lr=inner_lr)
+    with torch.no_grad():
+        for name, rate in strategy.learned_rates.items():
+            if name.startswith("backbone"):
+                rate.zero_()
+    return strategy
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_maml_adapts_the_backbone_from_its_second_step_on(steps):
+    """The first step moves only the zero head (the backbone's gradient passes through zero
+    weights); from the second step the backbone moves too, so MAML parts from a head-only
+    adaptation there, and only there."""
+    net, episode = toy_net().eval(), toy_episode()
+    net.inner_steps = steps
+    dims = ModelDims(
+        FEATURES, 2, 0.0, tuple((n, tuple(p.shape)) for n, p in net.backbone.named_parameters())
+    )
+    maml = MAML(dims, inner_lr=0.7)(net, episode).query_logits
+    head = head_only(dims, inner_lr=0.7)(net, episode).query_logits
+    assert torch.allclose(maml, head) == (steps == 1)
+
+
 def test_inner_steps_leave_the_parameters_grads_untouched():
     module = tiny_module(strategy={"_target_": "leo_lightning.strategies.MAML"})
     module(random_episode())
@@ -111,7 +136,9 @@ def test_meta_sgd_learns_one_rate_per_parameter_value_and_per_head_feature():
 
 
 def test_meta_sgd_with_every_rate_equal_is_maml():
+    """Over 3 steps, where the backbone's rates matter (a first step moves only the head)."""
     net, episode = toy_net().train(), toy_episode()
+    net.inner_steps = 3
     dims = ModelDims(
         FEATURES, 2, 0.0, tuple((n, tuple(p.shape)) for n, p in net.backbone.named_parameters())
     )

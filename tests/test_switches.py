@@ -60,6 +60,39 @@ def all_on(decoder: str = "mixture") -> dict:
 # -- configuration -------------------------------------------------------------------------------
 
 
+def built_from_config(*overrides: str) -> LEOModule:
+    """The module as leo-train builds it from the composed config."""
+    from hydra.utils import instantiate
+
+    cfg = compose_train(*overrides, "model.backbone.channels=8", "model.latent_dim=8")
+    return instantiate(cfg.model, strategy=cfg.strategy, _recursive_=False)
+
+
+def test_every_switch_set_in_the_config_reaches_the_built_modules():
+    """A switch that composed and validated but was dropped on the way to the network would
+    pass every check above: look at what was built."""
+    from leo_lightning.models import AttentionRelation, MixtureDecoder, RelationRounds
+
+    module = built_from_config(*ALL_ON)
+    relation = module.strategy.relation
+    assert isinstance(relation, RelationRounds) and len(relation.refine) == 1  # 2 rounds
+    assert isinstance(relation.final, AttentionRelation)
+    assert all(isinstance(block, AttentionRelation) for block in relation.refine)
+    assert isinstance(module.net.decoder, MixtureDecoder) and module.net.decoder.experts == 3
+    steps = module.hparams.inner_steps, module.hparams.finetune_steps
+    assert module.net.inner_lr.shape == (steps[0], 8)  # a rate vector per latent step
+    assert module.net.finetune_lr.shape == (steps[1], module.net.feature_dim)
+
+
+def test_with_every_switch_off_the_paper_s_modules_are_built():
+    from leo_lightning.models import Decoder, RelationNetwork
+
+    module = built_from_config()
+    assert type(module.strategy.relation) is RelationNetwork
+    assert type(module.net.decoder) is Decoder
+    assert module.net.inner_lr.shape == (8,) and module.net.finetune_lr.ndim == 1
+
+
 @pytest.mark.parametrize("overrides", SWITCHES.values(), ids=SWITCHES)
 def test_each_switch_composes_as_spelled_and_is_valid(overrides):
     cfg = compose_train(*overrides)

@@ -169,3 +169,34 @@ def test_the_resolved_backbone_precision_is_logged_once_and_recorded_everywhere(
             hparams = HParamsPluginData.FromString(content).session_start_info.hparams
             logged.add(hparams["backbone_precision"].string_value)
     assert logged == {recorded["name"]}
+
+
+def test_results_count_exactly_the_updates_that_were_skipped(tmp_path, monkeypatch):
+    """Two meta-losses made non-finite on purpose: two skipped updates in results.json, and
+    still trainer.max_steps applied ones (a hard-coded count could not pass this)."""
+    import leo_lightning as ll
+    from leo_lightning.training.module import LEOModule
+
+    meta_loss, calls = LEOModule.meta_loss, [0]
+
+    def poisoned(self, out, query_y):
+        terms = meta_loss(self, out, query_y)
+        if self.training:
+            calls[0] += 1
+            if calls[0] in (3, 6):
+                terms["loss"] = terms["loss"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(LEOModule, "meta_loss", poisoned)
+    results = ll.train(
+        [
+            *TINY_RUN,
+            *TINY_CONV4,
+            "model.inner_lr=0.1",  # this tiny model's inner loop diverges at the default 1.0
+            "model.backbone_autocast=null",
+            "test=false",
+            f"paths.output_dir={tmp_path / 'outputs'}",
+            f"paths.data_dir={tmp_path / 'data'}",
+        ]
+    )
+    assert results["skipped_updates"] == 2 and results["meta_train_steps"] == 20
