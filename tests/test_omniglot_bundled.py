@@ -135,3 +135,14 @@ def test_the_minimal_experiment_trains_in_a_copy_of_the_repository_with_nothing_
     (results,) = (clone / "outputs" / "runs").glob("*/*/results.json")
     assert '"test/episodes": 8' in results.read_text()
     assert list((clone / "data" / "omniglot").glob("images_background_small1-28px-*.pt"))
+
+
+def test_a_damaged_bundled_archive_is_a_data_error_whose_advice_is_another_file(tmp_path):
+    """Its advice used to be to delete the file and use the bundled copy: the very file."""
+    from leo_lightning.data.omniglot import _check_known_checksum
+    from leo_lightning.errors import DataError
+
+    archive = BUNDLED_DIR / "images_background_small1.zip"
+    with pytest.raises(DataError, match="ships with leo-lightning: reinstall") as error:
+        _check_known_checksum(archive, "0" * 64)
+    assert f"({archive})" not in str(error.value)

@@ -211,3 +211,12 @@ def test_meta_train_step_flushes_subnormals_as_a_training_step_does(monkeypatch)
     episode = _episode()
     leo.meta_train_step(episode.support_x, episode.support_y, episode.query_x, episode.query_y)
     assert seen == [True] and flushing[0] is False  # on for the step, the default after it
+
+
+def test_evaluating_on_images_of_another_size_is_refused_naming_the_key(tmp_path):
+    from pathlib import Path
+
+    checkpoint = Path(__file__).parent / "data" / "leo_0.1.0_amortized_tiny.ckpt"
+    with pytest.raises(ConfigError, match=r"data.image_size=56 data.channels=1: .*\[1, 28, 28\]"):
+        ll.evaluate(checkpoint, ["data.image_size=56", *paths(tmp_path)])
+    assert not (tmp_path / "outputs").exists() or not list((tmp_path / "outputs").rglob("*.json"))

@@ -187,12 +187,14 @@ def test_a_job_without_a_finite_result_is_a_failed_trial_and_the_search_goes_on(
     assert all(t.user_attrs["failure"] for t in failed)
 
 
-def test_a_search_where_every_trial_failed_is_an_error(tmp_path):
+def test_a_search_where_every_trial_failed_is_an_error(tmp_path, capsys):
     def job(overrides):
         raise RuntimeError("broken")
 
-    with pytest.raises(RuntimeError, match="no trial of study 'test' completed"):
+    with pytest.raises(SystemExit) as exit_:
         make_sweeper(tmp_path, job, n_trials=2).sweep([])
+    assert exit_.value.code == 2
+    assert "no trial of study 'test' completed" in capsys.readouterr().err
 
 
 def test_an_interrupted_batch_reruns_when_the_search_continues(tmp_path):
@@ -301,8 +303,9 @@ def test_an_invalid_sampled_value_fails_its_trial_with_the_validation_message(tm
         "hydra.sweeper.n_trials=1",
         "model.dropout=choice(1.5)",
     )
-    assert proc.returncode != 0
+    assert proc.returncode == 2
     assert "no trial of study 'leo_search' completed" in proc.stderr
+    assert "Traceback" not in proc.stderr
     study = optuna.load_study(study_name="leo_search", storage=f"sqlite:///{search}/optuna.db")
     (trial,) = study.trials
     assert trial.state == TrialState.FAIL and "model.dropout" in trial.user_attrs["failure"]

@@ -160,7 +160,11 @@ def write_summary(sweeper: OptunaSweeper, study: optuna.Study, sweep_dir: Path) 
         log.info("best value %s in trial %d: %s", best.value, best.number, best.params)
     OmegaConf.save(OmegaConf.create(summary), sweep_dir / "optimization_results.yaml")
     if not counts["complete"]:
-        raise RuntimeError(
+        raise NoTrialCompleted(
             f"no trial of study {sweeper.study_name!r} completed; see the job logs under "
             f"{sweep_dir}"
         )
+
+
+class NoTrialCompleted(RuntimeError):
+    """Every trial of a search failed: there is no best trial to report."""

@@ -6,6 +6,7 @@ import; Optuna (and SQLAlchemy behind it) is imported only when a search actuall
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from hydra.core.plugins import Plugins
@@ -53,6 +54,12 @@ class OptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
-        from hydra_plugins.leo_optuna_sweeper._search import run_search
+        """The search; one that ends with no completed trial prints why and exits with 2, as
+        the commands do for a user's mistake (each trial's own error is in its job's log)."""
+        from hydra_plugins.leo_optuna_sweeper._search import NoTrialCompleted, run_search
 
-        return run_search(self, arguments)
+        try:
+            return run_search(self, arguments)
+        except NoTrialCompleted as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)

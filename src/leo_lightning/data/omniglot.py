@@ -403,12 +403,23 @@ def _alphabet(character: str) -> str:
 
 def _check_known_checksum(archive: Path, digest: str) -> None:
     expected = KNOWN_SHA256.get(archive.name)
-    if expected is not None and digest != expected:
-        raise ValueError(
-            f"Omniglot archive {archive} has SHA-256 {digest}, expected {expected}: the file is "
-            "damaged or not the original. Delete it to use the copy that ships with "
-            f"leo-lightning ({BUNDLED_DIR / archive.name}), or download it again."
+    if expected is None or digest == expected:
+        return
+    if archive.resolve().parent == BUNDLED_DIR.resolve():
+        advice = (
+            "It is the copy that ships with leo-lightning: reinstall the package "
+            "(pip install --force-reinstall leo-lightning), or in a checkout restore it with "
+            f"git checkout -- {archive.name}."
         )
+    else:
+        advice = (
+            "Delete it to use the copy that ships with leo-lightning "
+            f"({BUNDLED_DIR / archive.name}), or download it again."
+        )
+    raise DataError(
+        f"Omniglot archive {archive} has SHA-256 {digest}, expected {expected}: the file is "
+        f"damaged or not the original. {advice}"
+    )
 
 
 def _log_shared_alphabets(splits: dict[str, list[str]]) -> None:

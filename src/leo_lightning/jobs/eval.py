@@ -26,9 +26,20 @@ from leo_lightning.training.trusted_targets import check_stored_targets
 log = logging.getLogger(__name__)
 
 
-def read_checkpoint_config(ckpt_path: str) -> dict:
-    """The run config stored in a leo-lightning checkpoint, with a clear error otherwise."""
-    return read_checkpoint(ckpt_path)[CHECKPOINT_KEY]["config"]
+def check_example_shape(data: DictConfig, input_shape: list[int]) -> None:
+    """The images the data would give must be the model's: a 28 px model scored on 56 px
+    images failed deep inside the backbone."""
+    size, channels = data.get("image_size"), data.get("channels")
+    if len(input_shape) != 3 or size is None or channels is None:
+        return  # features: the DataModule checks their width against the data it loads
+    if [channels, size, size] != list(input_shape):
+        raise ConfigError(
+            [
+                f"data.image_size={size} data.channels={channels}: the checkpoint's model takes "
+                f"{list(input_shape)} examples; leave data.image_size and data.channels at the "
+                "checkpoint's values"
+            ]
+        )
 
 
 def eval_data_config(cfg: DictConfig, stored: dict) -> DictConfig:
@@ -73,9 +84,11 @@ def _switchable(spec: StrategySpec) -> bool:
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    stored = read_checkpoint_config(cfg.ckpt_path)
+    checkpoint = read_checkpoint(cfg.ckpt_path)  # a clear error for a missing or foreign file
+    data = eval_data_config(cfg, checkpoint[CHECKPOINT_KEY]["config"])
+    check_example_shape(data, checkpoint["hyper_parameters"]["input_shape"])
     L.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(eval_data_config(cfg, stored))
+    datamodule = instantiate(data)
     module = LEOModule.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", weights_only=True)
     use_batch_norm(module, cfg.batch_norm)
     trainer = build_trainer(cfg)
