@@ -1,8 +1,8 @@
-"""Where a default is still stated in more than one place it must be the same in each: a user
-reading any of them, or calling the class from Python, gets what a run does. A strategy's
-settings are declared once, in its spec: its schema is made from it and its signature reads it.
-The model's, the data's and the augmentation's keys are still written in their YAML, their
-schema and their class's signature."""
+"""Each default is declared once and everything else reads it: the model's settings in
+training/settings.py, a strategy's in its spec. Where a default is still stated in more than
+one place (the data's and the augmentation's keys: their YAML, schema and class signature) it
+must be the same in each, so that a user reading any of them, or calling the class from Python,
+gets what a run does."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import inspect
 
 import pytest
 from conftest import ROOT
+from helpers import AMORTIZED
 from omegaconf import OmegaConf
 
 from leo_lightning.config.schemas import AffineAugmentSchema, DataSchema, LEOSchema, strategy_schema
@@ -18,6 +19,7 @@ from leo_lightning.data import EpisodicDataModule
 from leo_lightning.data.augment import RandomAffine
 from leo_lightning.strategies.catalog import built_in
 from leo_lightning.training.module import LEOModule
+from leo_lightning.training.settings import LEOSettings
 
 # Keys whose YAML value is an interpolation or a choice of that file, not a default.
 NOT_DEFAULTS = {
@@ -60,10 +62,9 @@ def signature_defaults(function) -> dict:
 @pytest.mark.parametrize(
     ("yaml", "package", "schema", "function"),
     [
-        ("model/leo.yaml", None, LEOSchema, LEOModule.__init__),
         ("data/augment/affine.yaml", None, AffineAugmentSchema, RandomAffine.__init__),
     ],
-    ids=["model", "affine"],
+    ids=["affine"],
 )
 def test_yaml_schema_and_python_defaults_agree(yaml, package, schema, function):
     in_yaml, in_schema, in_python = (
@@ -99,3 +100,25 @@ def test_a_strategy_s_yaml_restates_none_of_its_settings(strategy):
     in_yaml = OmegaConf.load(ROOT / "conf" / "strategy" / f"{strategy.spec.name}.yaml")
     node = in_yaml.get("strategy", in_yaml)
     assert set(node) - {"_target_", "defaults"} == set()
+
+
+def test_the_model_s_schema_and_a_module_built_from_python_take_the_declared_defaults():
+    from helpers import CONV4
+
+    declared = LEOSettings().as_dict()
+    in_schema = {k: v for k, v in schema_defaults(LEOSchema).items() if k in declared}
+    module = LEOModule(backbone=CONV4, strategy=AMORTIZED, input_shape=[1, 28, 28])
+    in_module = {k: v for k, v in dict(module.hparams).items() if k in declared}
+    assert in_schema == declared and in_module == declared
+
+
+def test_the_model_s_yaml_restates_none_of_its_settings():
+    in_yaml = OmegaConf.load(ROOT / "conf" / "model" / "leo.yaml")
+    assert set(in_yaml) - {"defaults"} == {"_target_", "input_shape"}
+
+
+def test_a_model_setting_that_does_not_exist_is_refused_naming_the_closest():
+    from helpers import CONV4
+
+    with pytest.raises(TypeError, match="model.latnet_dim: not a model setting; did you mean"):
+        LEOModule(backbone=CONV4, strategy=AMORTIZED, input_shape=[1, 28, 28], latnet_dim=3)

@@ -3,8 +3,6 @@ every run records what it ran with."""
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 import torch
 from helpers import quiet_trainer, random_image_datamodule, tiny_module
@@ -149,11 +147,7 @@ def test_used_without_a_trainer_auto_resolves_on_the_first_forward(cpu):
     assert module.net.precision.autocast == "bf16"
 
 
-def test_leomodule_and_leonet_default_to_auto_and_channels_last():
-    from leo_lightning.models.leo import LEONet
-    from leo_lightning.training.module import LEOModule
+def test_the_model_defaults_to_auto_precision_and_channels_last():
+    from leo_lightning.training.settings import LEOSettings
 
-    for cls in (LEOModule, LEONet):
-        params = inspect.signature(cls.__init__).parameters
-        assert params["backbone_autocast"].default == "auto"
-        assert params["channels_last"].default is True
+    assert LEOSettings().backbone_autocast == "auto" and LEOSettings().channels_last is True

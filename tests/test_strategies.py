@@ -30,6 +30,10 @@ def toy_net(first_order: bool = False) -> LEONet:
         dropout=0.0,
         channels_last=False,
         backbone_autocast=None,
+        deterministic=False,
+        per_step_rates=False,
+        decoder="linear",
+        decoder_experts=2,
     )
 
 

@@ -13,9 +13,9 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from leo_lightning.config.strategy_help import register_help_resolver
-from leo_lightning.models.switches import SWITCHES
+from leo_lightning.config.settings_help import register_help_resolver
 from leo_lightning.strategies.catalog import built_in
+from leo_lightning.training.settings import LEOSettings
 
 # OmegaConf needs typing.Optional, not `X | None`, in dataclass annotations on Python 3.10.
 # ruff: noqa: UP045
@@ -128,36 +128,12 @@ class LEOEmbeddingsDataSchema(DataSchema):
 
 
 @dataclass
-class LEOSchema:
+class LEOSchema(LEOSettings):
+    """The model's settings (declared in training/settings.py) and the parts a config names."""
+
     _target_: str = "leo_lightning.LEOModule"
     backbone: Any = MISSING
     input_shape: list[int] = MISSING
-    latent_dim: int = 64
-    inner_steps: int = 5
-    inner_lr: float = 1.0
-    finetune_steps: int = 5
-    finetune_lr: float = 1e-3
-    first_order: bool = False
-    dropout: float = 0.3
-    kl_weight: float = 0.01
-    encoder_penalty_weight: float = 1e-5
-    l2_weight: float = 1e-8
-    orthogonality_weight: float = 1e-3
-    lr: float = 1e-3
-    lr_schedule: str = "constant"
-    warmup_steps: int = 0
-    grad_clip_value: float = 0.1
-    grad_clip_norm: float = 0.1
-    max_consecutive_skips: int = 25
-    channels_last: bool = True
-    backbone_autocast: Optional[str] = "auto"
-    deterministic: bool = False
-    # LEO's optional switches: the paper's LEO by default (models/switches.py)
-    relation: str = SWITCHES["relation"]
-    relation_rounds: int = SWITCHES["relation_rounds"]
-    per_step_rates: bool = SWITCHES["per_step_rates"]
-    decoder: str = SWITCHES["decoder"]
-    decoder_experts: int = SWITCHES["decoder_experts"]
 
 
 @dataclass

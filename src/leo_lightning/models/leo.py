@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 # `model.decoder`: every one maps class codes [B, N, d] -> Gaussian params [B, N, 2F], has an
 # orthogonality_penalty() and lists its regularized_weights().
 DECODERS = ("linear", "task_conditioned", "mixture")
-DEFAULT_EXPERTS = 4
 
 
 def build_decoder(kind: str, latent_dim: int, feature_dim: int, experts: int) -> nn.Module:
@@ -83,13 +82,14 @@ class LEONet(nn.Module):
         finetune_lr: float,
         first_order: bool,
         dropout: float,
-        channels_last: bool = True,
-        backbone_autocast: str | None = precision.AUTO,
-        deterministic: bool = False,
-        per_step_rates: bool = False,
-        decoder: str = "linear",
-        decoder_experts: int = DEFAULT_EXPERTS,
+        channels_last: bool,
+        backbone_autocast: str | None,
+        deterministic: bool,
+        per_step_rates: bool,
+        decoder: str,
+        decoder_experts: int,
     ):
+        """Every setting given: their defaults are the model's (training/settings.py)."""
         super().__init__()
         precision.check_setting(backbone_autocast)
         if channels_last:

@@ -31,6 +31,7 @@ from leo_lightning.training import dashboards, schedules
 from leo_lightning.training.checkpoints import CHECKPOINT_KEY, read_checkpoint, state_digest
 from leo_lightning.training.clipping import all_finite, clip_per_tensor_
 from leo_lightning.training.metrics import EpisodeAccuracy, episode_accuracy
+from leo_lightning.training.settings import LEOSettings
 from leo_lightning.training.trusted_targets import check_stored_targets
 
 log = logging.getLogger(__name__)
@@ -68,69 +69,55 @@ def _flushing_subnormals(step):
 
 
 class LEOModule(L.LightningModule):
+    """The backbone, strategy and shared LEO network, meta-trained with manual optimization.
+
+    `backbone` and `strategy` are config nodes (`_target_` and their keys); `settings` are the
+    model settings by name (`latent_dim=64, inner_steps=5, ...`), every one not given at its
+    default in training/settings.py, where each is declared once."""
+
     def __init__(
         self,
         backbone: Mapping,
         strategy: Mapping,
         input_shape: list[int],
-        latent_dim: int = 64,
-        inner_steps: int = 5,
-        inner_lr: float = 1.0,
-        finetune_steps: int = 5,
-        finetune_lr: float = 1e-3,
-        first_order: bool = False,
-        dropout: float = 0.3,
-        kl_weight: float = 0.01,
-        encoder_penalty_weight: float = 1e-5,
-        l2_weight: float = 1e-8,
-        orthogonality_weight: float = 1e-3,
-        lr: float = 1e-3,
-        lr_schedule: str = "constant",
-        warmup_steps: int = 0,
-        grad_clip_value: float = 0.1,
-        grad_clip_norm: float = 0.1,
-        max_consecutive_skips: int = 25,
-        channels_last: bool = True,
-        backbone_autocast: str | None = precision.AUTO,
-        deterministic: bool = False,
-        relation: str = "pairwise",
-        relation_rounds: int = 1,
-        per_step_rates: bool = False,
-        decoder: str = "linear",
-        decoder_experts: int = 4,
+        **settings: Any,
     ):
         super().__init__()
         self.automatic_optimization = False
         backbone, strategy = _plain(backbone), _plain(strategy)
         input_shape = list(input_shape)
-        self.save_hyperparameters()
+        s = LEOSettings.from_mapping(settings)
+        # Every setting is recorded (defaults too): a checkpoint rebuilds the same model
+        self.save_hyperparameters(
+            {"backbone": backbone, "strategy": strategy, "input_shape": input_shape, **s.as_dict()}
+        )
         self.net = LEONet(
             backbone=instantiate(backbone),
             input_shape=tuple(input_shape),
-            latent_dim=latent_dim,
-            inner_steps=inner_steps,
-            inner_lr=inner_lr,
-            finetune_steps=finetune_steps,
-            finetune_lr=finetune_lr,
-            first_order=first_order,
-            dropout=dropout,
-            channels_last=channels_last,
-            backbone_autocast=backbone_autocast,
-            deterministic=deterministic,
-            per_step_rates=per_step_rates,
-            decoder=decoder,
-            decoder_experts=decoder_experts,
+            latent_dim=s.latent_dim,
+            inner_steps=s.inner_steps,
+            inner_lr=s.inner_lr,
+            finetune_steps=s.finetune_steps,
+            finetune_lr=s.finetune_lr,
+            first_order=s.first_order,
+            dropout=s.dropout,
+            channels_last=s.channels_last,
+            backbone_autocast=s.backbone_autocast,
+            deterministic=s.deterministic,
+            per_step_rates=s.per_step_rates,
+            decoder=s.decoder,
+            decoder_experts=s.decoder_experts,
         )
         backbone_shapes = tuple(
             (name, tuple(p.shape)) for name, p in self.net.backbone.named_parameters()
         )
         dims = ModelDims(
             self.net.feature_dim,
-            latent_dim,
-            dropout,
+            s.latent_dim,
+            s.dropout,
             backbone_shapes,
-            relation=relation,
-            relation_rounds=relation_rounds,
+            relation=s.relation,
+            relation_rounds=s.relation_rounds,
         )
         # Partial: `dims` reaches the strategy as it is (instantiate would make it a config).
         self.strategy: Strategy = instantiate(strategy, _partial_=True)(dims=dims)

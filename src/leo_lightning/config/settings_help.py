@@ -1,5 +1,5 @@
-"""The strategies' part of `--help`, written from their specs: each option with its one line,
-and each of its settings with its default, its rule and what it does."""
+"""The settings' part of `--help`, written from where each is declared: the model's settings
+(training/settings.py) and each strategy with its own (its spec), with defaults and rules."""
 
 from __future__ import annotations
 
@@ -8,8 +8,22 @@ import textwrap
 from omegaconf import OmegaConf
 
 from leo_lightning.strategies.catalog import built_in
+from leo_lightning.training.settings import help_lines
 
 RESOLVER = "leo_strategies"  # ${leo_strategies:} in conf/hydra/default.yaml's help footer
+MODEL_RESOLVER = "leo_model_settings"  # ${leo_model_settings:}
+
+
+def model_settings_help(width: int = 100) -> str:
+    lines = []
+    for key, default, text in help_lines():
+        lines += textwrap.wrap(
+            f"model.{key} (default {default!r}): {text}",
+            width,
+            initial_indent="    ",
+            subsequent_indent="      ",
+        )
+    return "\n".join(lines)
 
 
 def strategies_help(width: int = 100) -> str:
@@ -30,3 +44,5 @@ def strategies_help(width: int = 100) -> str:
 def register_help_resolver() -> None:
     if not OmegaConf.has_resolver(RESOLVER):
         OmegaConf.register_new_resolver(RESOLVER, strategies_help)
+    if not OmegaConf.has_resolver(MODEL_RESOLVER):
+        OmegaConf.register_new_resolver(MODEL_RESOLVER, model_settings_help)
