@@ -1,7 +1,7 @@
 """The package is built in layers: a room imports only rooms below it, and nothing imports in a
 circle. The layers, bottom up (README, "Layout"):
 
-    errors, locations            what every room may raise or needs to find
+    errors, locations, declared  what every room may raise, find, or declare its settings with
     data, models                 episodes from datasets; the networks
     strategies                   how a task is adapted
     training                     the LightningModule and what a step needs
@@ -21,6 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "leo_lightning"
 LAYERS = {
     "errors": 0,
     "locations": 0,
+    "declared": 0,
     "data": 1,
     "models": 1,
     "strategies": 2,

@@ -43,7 +43,12 @@ def source(root: Path, **kwargs) -> FolderSource:
 
 def datamodule(src: FolderSource, n_way: int = 2, k_shot: int = 1, n_query: int = 2):
     return EpisodicDataModule(
-        src, src.image_size, src.channels, n_way=n_way, k_shot=k_shot, n_query=n_query
+        src,
+        image_size=src.image_size,
+        channels=src.channels,
+        n_way=n_way,
+        k_shot=k_shot,
+        n_query=n_query,
     )
 
 

@@ -264,8 +264,8 @@ def test_episodes_only_draw_from_their_own_split(small_root):
     )
     dm = EpisodicDataModule(
         src,
-        SIZE,
-        1,
+        image_size=SIZE,
+        channels=1,
         n_way=3,
         k_shot=1,
         n_query=2,

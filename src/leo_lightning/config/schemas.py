@@ -14,6 +14,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from leo_lightning.config.settings_help import register_help_resolver
+from leo_lightning.data.augment import AffineSettings
+from leo_lightning.data.settings import EpisodeSettings
 from leo_lightning.strategies.catalog import built_in
 from leo_lightning.training.settings import LEOSettings
 
@@ -22,25 +24,12 @@ from leo_lightning.training.settings import LEOSettings
 
 
 @dataclass
-class DataSchema:
+class DataSchema(EpisodeSettings):
+    """The episode settings (declared in data/settings.py) and the parts a config names."""
+
     _target_: str = "leo_lightning.data.EpisodicDataModule"
     source: Any = MISSING
-    image_size: Optional[int] = None
-    channels: Optional[int] = None
-    seed: int = 0
-    train_seed: int = 0
-    n_way: int = 5
-    k_shot: int = 1
-    n_query: int = 15
-    meta_batch_size: int = 4
-    eval_batch_size: int = 8
-    val_episodes: int = 200
-    test_episodes: int = 1000
-    num_workers: int = 0
-    pin_memory: bool = False
     augment: Any = None  # the data/augment group: AffineAugmentSchema or NoAugmentSchema
-    within_alphabet: bool = False
-    trainval: bool = False
 
 
 @dataclass
@@ -49,14 +38,8 @@ class NoAugmentSchema:
 
 
 @dataclass
-class AffineAugmentSchema:
+class AffineAugmentSchema(AffineSettings):
     _target_: str = "leo_lightning.data.augment.RandomAffine"
-    degrees: float = 10.0
-    shear: float = 0.3
-    scale: list[float] = field(default_factory=lambda: [0.8, 1.2])
-    translate: float = 0.02
-    p: float = 0.5
-    fill: int = 0
 
 
 @dataclass

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from leo_lightning.data.episode import Episode
+from leo_lightning.declared import from_mapping, setting
 from leo_lightning.errors import DataError
 
 # An augmentation: uint8 images [M, C, H, W] and the episode's generator -> uint8 images.
@@ -50,6 +52,24 @@ class AffineParams(NamedTuple):
         return cls(zeros, zeros, zeros, ones, ones, zeros, zeros)
 
 
+@dataclass
+class AffineSettings:
+    """data/augment=affine's settings, each declared once (Koch et al.'s ranges)."""
+
+    degrees: float = setting(10.0, "rotation angle, uniform in [-degrees, degrees] (0..180)")
+    shear: float = setting(
+        0.3, "shear factors: x' = x + sx*y, y' = y + sy*x, sx, sy uniform in [-shear, shear] (< 1)"
+    )
+    scale: list[float] = setting([0.8, 1.2], "scale of each axis, uniform in [low, high]")
+    translate: float = setting(
+        0.02, "shift of each axis, uniform in [-translate, translate] image sides"
+    )
+    p: float = setting(
+        0.5, "each part (rotation, shear, scale, shift) applies with this probability"
+    )
+    fill: int = setting(0, "value of pixels from outside the image (0: the dark background)")
+
+
 class RandomAffine:
     """Random affine distortions per example, as in Koch et al. (2015), Siamese networks for
     one-shot image recognition (their ranges are the defaults): a rotation by an angle in
@@ -61,19 +81,13 @@ class RandomAffine:
     the image are ``fill`` (0: the background of ink-bright images such as Omniglot's).
     Resampling is bilinear, then rounded back to uint8, so the identity returns the image."""
 
-    def __init__(
-        self,
-        degrees: float = 10.0,
-        shear: float = 0.3,
-        scale: Sequence[float] = (0.8, 1.2),
-        translate: float = 0.02,
-        p: float = 0.5,
-        fill: int = 0,
-    ):
-        self.degrees, self.shear, self.translate, self.p = degrees, shear, translate, p
-        self.scale = tuple(float(s) for s in scale)
-        self.fill = fill
-        problems = affine_problems(degrees, shear, self.scale, translate, p, fill)
+    def __init__(self, **settings: Any):
+        """`settings`: AffineSettings by name, each one not given at its declared default."""
+        s = from_mapping(AffineSettings, settings, "data.augment")
+        self.degrees, self.shear, self.translate, self.p = s.degrees, s.shear, s.translate, s.p
+        self.scale = tuple(float(v) for v in s.scale)
+        self.fill = s.fill
+        problems = affine_problems(s.degrees, s.shear, self.scale, s.translate, s.p, s.fill)
         if problems:
             raise DataError("; ".join(problems))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
 import lightning as L
 import torch
@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Subset
 from leo_lightning.data.augment import Augmentation
 from leo_lightning.data.class_pool import ClassPool
 from leo_lightning.data.episodes import EpisodeShape, EpisodeStream, FixedEpisodes
+from leo_lightning.data.settings import EpisodeSettings
 from leo_lightning.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -46,32 +47,21 @@ class EpisodicDataModule(L.LightningDataModule):
     def __init__(
         self,
         source: EpisodeSource,
-        image_size: int | None = None,
-        channels: int | None = None,
-        n_way: int = 5,
-        k_shot: int = 1,
-        n_query: int = 15,
-        meta_batch_size: int = 4,
-        eval_batch_size: int = 8,
-        val_episodes: int = 200,
-        test_episodes: int = 1000,
-        seed: int = 0,
-        train_seed: int = 0,
-        num_workers: int = 0,
-        pin_memory: bool = False,
         augment: Augmentation | None = None,
-        within_alphabet: bool = False,
-        trainval: bool = False,
+        **settings: Any,
     ):
+        """`settings`: the episode settings by name (data/settings.py), each one not given at
+        its declared default."""
         super().__init__()
+        s = EpisodeSettings.from_mapping(settings)
         self.source = source
-        self.image_size, self.channels = image_size, channels
-        self.shape = EpisodeShape(n_way, k_shot, n_query)
-        self.meta_batch_size, self.eval_batch_size = meta_batch_size, eval_batch_size
-        self.val_episodes, self.test_episodes = val_episodes, test_episodes
-        self.seed, self.train_seed = seed, train_seed
-        self.num_workers, self.pin_memory = num_workers, pin_memory
-        self.augment, self.within_alphabet, self.trainval = augment, within_alphabet, trainval
+        self.image_size, self.channels = s.image_size, s.channels
+        self.shape = EpisodeShape(s.n_way, s.k_shot, s.n_query)
+        self.meta_batch_size, self.eval_batch_size = s.meta_batch_size, s.eval_batch_size
+        self.val_episodes, self.test_episodes = s.val_episodes, s.test_episodes
+        self.seed, self.train_seed = s.seed, s.train_seed
+        self.num_workers, self.pin_memory = s.num_workers, s.pin_memory
+        self.augment, self.within_alphabet, self.trainval = augment, s.within_alphabet, s.trainval
         self.pools: dict[str, ClassPool] = {}
 
     def prepare_data(self) -> None:

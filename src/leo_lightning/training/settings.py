@@ -10,20 +10,16 @@ lambda1 (l2_weight), lambda2 (orthogonality_weight), alpha (inner_lr), eta (fine
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
+from leo_lightning.declared import from_mapping, setting
 from leo_lightning.models.precision import AUTO
 from leo_lightning.models.switches import SWITCHES
 
 # OmegaConf needs typing.Optional, not `X | None`, in dataclass annotations on Python 3.10.
 # ruff: noqa: UP045
-
-
-def setting(default: Any, help: str) -> Any:  # noqa: A002 - the word the --help lists
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass
@@ -83,18 +79,7 @@ class LEOSettings:
     def from_mapping(cls, settings: Mapping[str, Any]) -> LEOSettings:
         """The settings given, every other at its default; an unknown key is refused, naming
         the closest real one."""
-        known = [f.name for f in dataclasses.fields(cls)]
-        for key in settings:
-            if key not in known:
-                close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-                hint = f"; did you mean model.{close[0]}?" if close else ""
-                raise TypeError(f"model.{key}: not a model setting{hint}")
-        return cls(**settings)
+        return from_mapping(cls, settings, "model")
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def help_lines() -> list[tuple[str, Any, str]]:
-    """(key, default, help) of every setting, in declaration order, for --help."""
-    return [(f.name, f.default, f.metadata["help"]) for f in dataclasses.fields(LEOSettings)]
