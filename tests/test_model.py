@@ -192,3 +192,15 @@ def test_universal_starts_every_class_from_the_same_learned_latent():
     grads = meta_gradients(module, episode)
     assert grads["strategy.z_meta"].abs().sum() > 0
     assert not any(name.startswith("strategy.encoder") for name in grads)
+
+
+def test_decoding_draws_the_same_weights_without_computing_a_kl():
+    """decode runs once per inner step; its KL was computed and thrown away each time."""
+    from leo_lightning.models.distributions import draw_gaussian, sample_gaussian
+
+    params = torch.randn(2, 5, 16)
+    torch.manual_seed(3)
+    with_kl, _ = sample_gaussian(params, True, 0.1)
+    torch.manual_seed(3)
+    torch.testing.assert_close(draw_gaussian(params, True, 0.1), with_kl, rtol=0, atol=0)
+    assert torch.equal(draw_gaussian(params, False), sample_gaussian(params, False)[0])

@@ -42,6 +42,7 @@ from leo_lightning.jobs import run_lock
 from leo_lightning.jobs.run_dirs import prepare_run_dir
 from leo_lightning.jobs.user_errors import remove_empty_run_dir, user_error
 from leo_lightning.locations import CONFIG_DIR
+from leo_lightning.training.allocator import configure_allocator
 
 
 def train(overrides: Sequence[str] = (), config_dir: ConfigDirs = None) -> dict[str, Any]:
@@ -78,6 +79,7 @@ def run(
     """Compose `config_name` with `overrides`, check it and its run folder, then run `job` in
     that folder as Hydra's command would. `resumes`: a checkpoint given as ckpt_path continues
     its own run in place (train), rather than counting as a file of another run (eval)."""
+    configure_allocator()  # as the commands do, once per process
     with current_directory_as_root():
         config = _composed(config_name, list(overrides), config_dir)
         validate(config)  # as hydra/default.yaml's callbacks do for a command's single run

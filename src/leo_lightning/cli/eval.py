@@ -11,10 +11,12 @@ from leo_lightning.config.schemas import register_configs
 from leo_lightning.jobs.eval import evaluate
 from leo_lightning.jobs.user_errors import reports_user_errors
 from leo_lightning.locations import CONFIG_DIR
+from leo_lightning.training.allocator import configure_allocator
 
 
 def main() -> None:
     """`leo-eval ckpt_path=<run>/checkpoints/last.ckpt`, and scripts/eval.py in a checkout."""
+    configure_allocator()  # before the first step: every step gets the same allocator
     use_current_directory_as_root()
     register_configs()
     _command()

@@ -12,11 +12,13 @@ from leo_lightning.config.schemas import register_configs
 from leo_lightning.jobs.predict import predict
 from leo_lightning.jobs.user_errors import reports_user_errors
 from leo_lightning.locations import CONFIG_DIR
+from leo_lightning.training.allocator import configure_allocator
 
 
 def main() -> None:
     """`leo-predict ckpt_path=... support_dir=DIR query_dir=DIR`, and scripts/predict.py in a
     checkout."""
+    configure_allocator()  # before the first step: every step gets the same allocator
     use_current_directory_as_root()
     register_configs()
     exit_on_unknown_keys(CONFIG_DIR, "predict")  # a typo: name the real key, not Hydra's +key hint

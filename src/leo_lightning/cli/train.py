@@ -20,10 +20,12 @@ from leo_lightning.jobs.run_dirs import prepare_job_dir
 from leo_lightning.jobs.train import train
 from leo_lightning.jobs.user_errors import reports_user_errors
 from leo_lightning.locations import CONFIG_DIR
+from leo_lightning.training.allocator import configure_allocator
 
 
 def main() -> None:
     """`leo-train [group=option ...] [key=value ...]`, and scripts/train.py in a checkout."""
+    configure_allocator()  # before the first step: every step gets the same allocator
     use_current_directory_as_root()
     register_configs()
     exit_on_unknown_keys(CONFIG_DIR, "train")  # a typo: name the real key, not Hydra's +key hint

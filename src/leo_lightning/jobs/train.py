@@ -23,6 +23,7 @@ from leo_lightning.config.schemas import LEOSchema
 from leo_lightning.jobs.common import build_trainer, format_accuracy, test_metrics, write_json
 from leo_lightning.models import precision
 from leo_lightning.strategies.catalog import strategy_class
+from leo_lightning.training.allocator import allocator_record
 from leo_lightning.training.checkpoints import (
     check_checkpoint_folders,
     check_compatible,
@@ -86,6 +87,7 @@ def train(cfg: DictConfig) -> dict:
     results["wall_seconds"] = time.perf_counter() - started
     if module.net.precision is not None:  # what ran, not what was asked for (`auto`)
         results["backbone_precision"] = precision.as_record(module.net.precision)
+    results["allocator"] = allocator_record()
     if trainer.is_global_zero:  # every DDP rank runs this function; one writes
         write_json(run_dir / "results.json", results)
         _log_hparams(trainer, cfg, results)

@@ -36,6 +36,14 @@ def sample_gaussian(params: Tensor, sample: bool, std_offset: float = 0.0) -> tu
     return z, kl
 
 
+def draw_gaussian(params: Tensor, sample: bool, std_offset: float = 0.0) -> Tensor:
+    """A reparameterised sample (the mean without sampling), without a KL: for the decoded
+    classifier weights, whose KL the meta-loss does not use (decode runs once per inner step,
+    and computing it there was dead work). Draws the same numbers as sample_gaussian."""
+    mean, std = split_gaussian(params, std_offset)
+    return mean + std * torch.randn_like(mean) if sample else mean
+
+
 def weight_std_offset(feature_dim: int, n_way: int) -> float:
     """The Glorot-sized floor the original adds to the classifier weights' std."""
     return math.sqrt(2.0 / (feature_dim + n_way))

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from leo_lightning.errors import CheckpointError
 from leo_lightning.models import precision
 from leo_lightning.models.decoder import Decoder
-from leo_lightning.models.distributions import sample_gaussian, weight_std_offset
+from leo_lightning.models.distributions import draw_gaussian, weight_std_offset
 from leo_lightning.models.mixture_decoder import MixtureDecoder
 from leo_lightning.models.shots import shot_weights
 from leo_lightning.models.task_decoder import TaskConditionedDecoder
@@ -178,8 +178,7 @@ class LEONet(nn.Module):
         n_way = latents.shape[-2]
         params = self.decoder(latents)
         offset = weight_std_offset(self.feature_dim, n_way)
-        weights, _ = sample_gaussian(params, self.sampling, offset)
-        return weights
+        return draw_gaussian(params, self.sampling, offset)
 
     def logits(self, features: Tensor, weights: Tensor) -> Tensor:
         """Dot-product classifier: [B, M, F] x [B, N, F] -> [B, M, N], no bias, no norm."""
