@@ -39,6 +39,7 @@ from leo_lightning.config.unknown_keys import unknown_key_message
 from leo_lightning.config.validation import validate
 from leo_lightning.errors import ConfigError
 from leo_lightning.jobs import run_lock
+from leo_lightning.jobs.console import quiet_third_party
 from leo_lightning.jobs.run_dirs import prepare_run_dir
 from leo_lightning.jobs.user_errors import remove_empty_run_dir, user_error
 from leo_lightning.locations import CONFIG_DIR
@@ -80,6 +81,7 @@ def run(
     that folder as Hydra's command would. `resumes`: a checkpoint given as ckpt_path continues
     its own run in place (train), rather than counting as a file of another run (eval)."""
     configure_allocator()  # as the commands do, once per process
+    quiet_third_party()
     with current_directory_as_root():
         config = _composed(config_name, list(overrides), config_dir)
         validate(config)  # as hydra/default.yaml's callbacks do for a command's single run

@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 
 from leo_lightning.config.compose import use_current_directory_as_root
 from leo_lightning.config.schemas import register_configs
+from leo_lightning.jobs.console import quiet_third_party
 from leo_lightning.jobs.eval import evaluate
 from leo_lightning.jobs.user_errors import reports_user_errors
 from leo_lightning.locations import CONFIG_DIR
@@ -17,6 +18,7 @@ from leo_lightning.training.allocator import configure_allocator
 def main() -> None:
     """`leo-eval ckpt_path=<run>/checkpoints/last.ckpt`, and scripts/eval.py in a checkout."""
     configure_allocator()  # before the first step: every step gets the same allocator
+    quiet_third_party()  # no third-party line that looks like a failure (jobs/console.py)
     use_current_directory_as_root()
     register_configs()
     _command()

@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 from leo_lightning.cli.overrides import exit_on_unknown_keys
 from leo_lightning.config.compose import use_current_directory_as_root
 from leo_lightning.config.schemas import register_configs
+from leo_lightning.jobs.console import quiet_third_party
 from leo_lightning.jobs.predict import predict
 from leo_lightning.jobs.user_errors import reports_user_errors
 from leo_lightning.locations import CONFIG_DIR
@@ -19,6 +20,7 @@ def main() -> None:
     """`leo-predict ckpt_path=... support_dir=DIR query_dir=DIR`, and scripts/predict.py in a
     checkout."""
     configure_allocator()  # before the first step: every step gets the same allocator
+    quiet_third_party()  # no third-party line that looks like a failure (jobs/console.py)
     use_current_directory_as_root()
     register_configs()
     exit_on_unknown_keys(CONFIG_DIR, "predict")  # a typo: name the real key, not Hydra's +key hint

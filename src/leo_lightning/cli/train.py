@@ -16,6 +16,7 @@ from leo_lightning.cli.overrides import exit_on_unknown_keys
 from leo_lightning.config.compose import use_current_directory_as_root
 from leo_lightning.config.schemas import register_configs
 from leo_lightning.config.validation import validate
+from leo_lightning.jobs.console import quiet_third_party
 from leo_lightning.jobs.run_dirs import prepare_job_dir
 from leo_lightning.jobs.train import train
 from leo_lightning.jobs.user_errors import reports_user_errors
@@ -26,6 +27,7 @@ from leo_lightning.training.allocator import configure_allocator
 def main() -> None:
     """`leo-train [group=option ...] [key=value ...]`, and scripts/train.py in a checkout."""
     configure_allocator()  # before the first step: every step gets the same allocator
+    quiet_third_party()  # no third-party line that looks like a failure (jobs/console.py)
     use_current_directory_as_root()
     register_configs()
     exit_on_unknown_keys(CONFIG_DIR, "train")  # a typo: name the real key, not Hydra's +key hint

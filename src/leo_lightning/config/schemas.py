@@ -166,7 +166,7 @@ class TrainerSchema:
     inference_mode: bool = False
     deterministic: Any = False
     enable_progress_bar: bool = True
-    enable_model_summary: bool = True
+    enable_model_summary: bool = False
     use_distributed_sampler: bool = False
     sync_batchnorm: bool = False
     default_root_dir: Optional[str] = None

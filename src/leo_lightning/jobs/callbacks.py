@@ -49,7 +49,7 @@ class CheckpointOnInterrupt(Callback):
         interrupted.ckpt behind, must never be reported as saved."""
         before = _identity(self.path)
         try:
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)  # a full, resumable state
         except Exception as error:
             raise CheckpointError(
                 f"interrupted at step {trainer.global_step}, but the checkpoint could not be "
@@ -151,7 +151,7 @@ class LastCheckpoint(Checkpoint):
         return trainer.strategy.reduce_boolean_decision(late, all=False)
 
     def _save(self, trainer: L.Trainer) -> None:
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # a full, resumable state
         self._saved_step, self._saved_at = trainer.global_step, time.monotonic()
         self._saved_in_this_fit = True
 

@@ -179,7 +179,7 @@ def _last_checkpoint(trainer: L.Trainer, callback: ModelCheckpoint) -> str | Non
     if trainer.global_step and callback.dirpath:
         last = Path(callback.dirpath) / "last.ckpt"
         if not last.exists():
-            trainer.save_checkpoint(last)
+            trainer.save_checkpoint(last, weights_only=False)
         return str(last)
     return None
 

@@ -9,12 +9,21 @@ the inner loop, gradients), not the weights.
   allocated at the start of the step.
 - CPU: the peak of the running sum of tensor allocations minus frees in torch.profiler's memory
   timeline of that step (`profile_memory=True`; the timeline is `torch.profiler`'s private
-  `_memory_profile`, so a torch without it records null and says so in the log).
+  `_memory_profile`, so a torch without it records null and says so in the log). The profiler's
+  native library prints trace lines when it starts and stops, an "ERROR ... gpuGetDeviceCount
+  failed" line on a machine without a GPU, and a CPUAllocator warning when a tensor from before
+  the step is freed in it, all straight to the process's stderr. So for that one step the
+  process's stderr goes to /dev/null (`native_stderr_silenced`): a run prints nothing that looks
+  like a failure. What Python logs during the step still reaches the run's log file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
+from collections.abc import Iterator
 
 import lightning as L
 import torch
@@ -34,6 +43,7 @@ class PeakStepMemory(Callback):
         self.peak_mb: float | None = None
         self.source: str | None = None
         self._profiler = None
+        self._silenced = None
         self._start_bytes = 0
 
     def on_train_batch_start(self, trainer: L.Trainer, module, batch, batch_idx: int) -> None:
@@ -51,6 +61,8 @@ class PeakStepMemory(Callback):
                 record_shapes=True,
                 with_stack=True,
             )
+            self._silenced = native_stderr_silenced()
+            self._silenced.__enter__()  # until the profiler has stopped (on_train_batch_end)
             self._profiler.start()
 
     def on_train_batch_end(self, trainer: L.Trainer, module, outputs, batch, batch_idx) -> None:
@@ -63,14 +75,46 @@ class PeakStepMemory(Callback):
             peak = torch.cuda.max_memory_allocated(device) - self._start_bytes
             self.peak_mb, self.source = peak / 2**20, CUDA_SOURCE
         elif self._profiler is not None:
-            self._profiler.stop()
-            peak = cpu_peak_bytes(self._profiler)
-            self._profiler = None
+            try:
+                self._profiler.stop()
+                peak = cpu_peak_bytes(self._profiler)
+            finally:
+                self._profiler = None
+                self._speak_again()
             if peak is not None:
                 self.peak_mb, self.source = peak / 2**20, CPU_SOURCE
 
+    def on_exception(self, trainer: L.Trainer, module, exception: BaseException) -> None:
+        """A step that raised never reaches on_train_batch_end: its error must be heard."""
+        if self._profiler is not None:
+            try:
+                self._profiler.stop()
+            finally:
+                self._profiler = None
+                self._speak_again()
+
+    def _speak_again(self) -> None:
+        if self._silenced is not None:
+            self._silenced.__exit__(None, None, None)
+            self._silenced = None
+
     def record(self) -> dict:
         return {"peak_step_memory_mb": self.peak_mb, "peak_step_memory_source": self.source}
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 points at /dev/null inside the block (what C++ code writes there is
+    dropped); Python's own sys.stderr is flushed first and works again after it."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def cpu_peak_bytes(profiler: torch.profiler.profile) -> int | None:

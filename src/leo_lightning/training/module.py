@@ -167,6 +167,22 @@ class LEOModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         self._resolve_precision()
 
+    def on_fit_start(self) -> None:
+        """What is being trained, in one line (instead of Lightning's table)."""
+        if self.trainer.is_global_zero:
+            counts = {
+                name: sum(p.numel() for p in part.parameters())
+                for name, part in (("network", self.net), ("strategy", self.strategy))
+            }
+            log.info(
+                "model: %s parameters (network %s, strategy %s %s), backbone precision %s",
+                f"{sum(counts.values()):,}",
+                f"{counts['network']:,}",
+                self.strategy.spec.name,
+                f"{counts['strategy']:,}",
+                precision.as_record(self.net.precision)["name"] if self.net.precision else "fp32",
+            )
+
     def _resolve_precision(self) -> None:
         """Decide `model.backbone_autocast=auto` once, on rank 0 for the device it trains on,
         and give every rank the same answer (a probe per rank could disagree). The module is
@@ -299,7 +315,7 @@ class LEOModule(L.LightningModule):
         if not self._all_ranks(bool(all_finite(self.parameters()))):
             return f"The weights are not finite, so nothing was saved. {self._last_saved_state()}"
         path = f"{dirpath}/last.ckpt"
-        self.trainer.save_checkpoint(path)
+        self.trainer.save_checkpoint(path, weights_only=False)
         return f"The last good state is in {path}. "
 
     def _last_saved_state(self) -> str:
