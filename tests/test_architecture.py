@@ -22,6 +22,7 @@ LAYERS = {
     "errors": 0,
     "locations": 0,
     "declared": 0,
+    "version": 0,
     "data": 1,
     "models": 1,
     "strategies": 2,

@@ -10,6 +10,7 @@ from leo_lightning.api.leo import LEO
 from leo_lightning.api.runs import evaluate, train
 from leo_lightning.errors import CheckpointError, ConfigError, DataError, DataNotFoundError
 from leo_lightning.training.module import LEOModule
+from leo_lightning.version import __version__
 
 __all__ = [
     "LEO",
@@ -19,6 +20,6 @@ __all__ = [
     "DataNotFoundError",
     "LEOModule",
     "evaluate",
+    "__version__",
     "train",
 ]
-__version__ = "0.1.0"

@@ -12,7 +12,7 @@ from leo_lightning.jobs.compare import CompareError, compare
 def main(argv: list[str] | None = None) -> int:
     """scripts/compare.py: print the table, or one line saying which file or key is wrong."""
     parser = argparse.ArgumentParser(
-        prog="scripts/compare.py",
+        prog=Path(sys.argv[0]).name or "leo-compare",  # leo-compare, or compare.py in a checkout
         description="Compare the jobs of one or more multiruns in one table: writes compare.md "
         "and compare.png into the first directory and prints the table.",
     )

@@ -7,6 +7,7 @@ import hydra
 from omegaconf import DictConfig
 
 from leo_lightning.cli.overrides import exit_on_unknown_keys
+from leo_lightning.cli.version_flag import exit_on_version_flag
 from leo_lightning.config.compose import use_current_directory_as_root
 from leo_lightning.config.schemas import register_configs
 from leo_lightning.jobs.console import quiet_third_party
@@ -19,6 +20,7 @@ from leo_lightning.training.allocator import configure_allocator
 def main() -> None:
     """`leo-predict ckpt_path=... support_dir=DIR query_dir=DIR`, and scripts/predict.py in a
     checkout."""
+    exit_on_version_flag()  # --version: this package's, not Hydra's
     configure_allocator()  # before the first step: every step gets the same allocator
     quiet_third_party()  # no third-party line that looks like a failure (jobs/console.py)
     use_current_directory_as_root()

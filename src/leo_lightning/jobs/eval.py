@@ -22,6 +22,7 @@ from leo_lightning.strategies.spec import StrategySpec
 from leo_lightning.training.checkpoints import CHECKPOINT_KEY, read_checkpoint
 from leo_lightning.training.module import LEOModule
 from leo_lightning.training.trusted_targets import check_stored_targets
+from leo_lightning.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -98,5 +99,6 @@ def evaluate(cfg: DictConfig) -> dict:
     results.update(metrics)
     results["batch_norm"] = module.strategy.batch_norm_mode(module.net)  # as train.py records it
     results["backbone_precision"] = precision.as_record(module.net.precision)
+    results["version"] = __version__
     write_json(Path(HydraConfig.get().runtime.output_dir) / "results.json", results)
     return results

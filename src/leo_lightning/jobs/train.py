@@ -31,6 +31,7 @@ from leo_lightning.training.checkpoints import (
 )
 from leo_lightning.training.memory import PeakStepMemory
 from leo_lightning.training.module import LEOModule
+from leo_lightning.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ def train(cfg: DictConfig) -> dict:
     if module.net.precision is not None:  # what ran, not what was asked for (`auto`)
         results["backbone_precision"] = precision.as_record(module.net.precision)
     results["allocator"] = allocator_record()
+    results["version"] = __version__  # the leo-lightning that ran it
     if trainer.is_global_zero:  # every DDP rank runs this function; one writes
         write_json(run_dir / "results.json", results)
         _log_hparams(trainer, cfg, results)

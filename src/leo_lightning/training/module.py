@@ -33,6 +33,7 @@ from leo_lightning.training.clipping import all_finite, clip_per_tensor_
 from leo_lightning.training.metrics import EpisodeAccuracy, episode_accuracy
 from leo_lightning.training.settings import LEOSettings
 from leo_lightning.training.trusted_targets import check_stored_targets
+from leo_lightning.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -459,6 +460,7 @@ class LEOModule(L.LightningModule):
         # an uninterrupted one (Lightning restores weights, optimizer and step, not the RNG).
         checkpoint[CHECKPOINT_KEY] = {
             "format": 1,
+            "version": __version__,  # the leo-lightning that wrote it
             "state_dict_sha256": state_digest(checkpoint["state_dict"]),  # checked on load
             "config": self.run_config,
             "rng": {"cpu": torch.get_rng_state()},
