@@ -37,6 +37,11 @@ def help_lines(cls: type) -> list[tuple[str, Any, str]]:
     """(key, default, help) of every field, in declaration order."""
     lines = []
     for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
         lines.append((f.name, default, f.metadata.get("help", "")))
     return lines

@@ -16,6 +16,7 @@ from omegaconf import MISSING
 from leo_lightning.config.settings_help import register_help_resolver
 from leo_lightning.data.augment import AffineSettings
 from leo_lightning.data.settings import EpisodeSettings
+from leo_lightning.declared import setting
 from leo_lightning.strategies.catalog import built_in
 from leo_lightning.training.settings import LEOSettings
 
@@ -148,38 +149,67 @@ def _field_default(default: Any) -> Any:
 
 @dataclass
 class TrainerSchema:
+    """Lightning's Trainer as this project runs it (its own defaults differ from Lightning's:
+    the training episodes are one endless stream, so the budget is in steps)."""
+
     _target_: str = "lightning.pytorch.Trainer"
-    accelerator: str = "auto"
-    devices: Any = 1
-    num_nodes: int = 1
-    strategy: Any = "auto"
-    precision: Any = "32-true"
-    max_steps: int = 1000
-    max_time: Optional[str] = None
-    val_check_interval: Any = 250
-    check_val_every_n_epoch: Optional[int] = None
-    num_sanity_val_steps: int = 0
-    log_every_n_steps: int = 10
-    limit_train_batches: Any = None
-    limit_val_batches: Any = None
-    limit_test_batches: Any = None
-    inference_mode: bool = False
-    deterministic: Any = False
-    enable_progress_bar: bool = True
-    enable_model_summary: bool = False
-    use_distributed_sampler: bool = False
-    sync_batchnorm: bool = False
-    default_root_dir: Optional[str] = None
+    accelerator: str = setting("auto", "cpu, gpu, mps or auto")
+    devices: Any = setting(1, "devices per node")
+    num_nodes: int = setting(1, "nodes")
+    strategy: Any = setting("auto", "Lightning's distribution strategy (ddp, ...), not LEO's")
+    precision: Any = setting(
+        "32-true", "Lightning's precision; the backbone's autocast is model.backbone_autocast"
+    )
+    max_steps: int = setting(1000, "meta-training steps (outer updates)")
+    max_time: Optional[str] = setting(
+        None,
+        'or a wall-clock budget "DD:HH:MM:SS" (validation included): training stops at '
+        "whichever of max_steps / max_time comes first",
+    )
+    val_check_interval: Any = setting(250, "validate every this many meta-batches")
+    check_val_every_n_epoch: Optional[int] = setting(
+        None, "one endless epoch: validate by steps only"
+    )
+    num_sanity_val_steps: int = setting(0, "validation batches before training")
+    log_every_n_steps: int = setting(10, "meta-steps between logged training metrics")
+    limit_train_batches: Any = setting(None, "null: the endless stream")
+    limit_val_batches: Any = setting(None, "null: all val_episodes")
+    limit_test_batches: Any = setting(None, "null: all test_episodes")
+    inference_mode: bool = setting(
+        False, "false: the inner loop needs autograd during validation and test"
+    )
+    deterministic: Any = setting(False, "Lightning's deterministic algorithms switch")
+    enable_progress_bar: bool = setting(True, "the progress bar (callbacks.progress_bar)")
+    enable_model_summary: bool = setting(
+        False,
+        "Lightning's table has a FLOPs column of zeros (no example input); the run logs its "
+        "parameter counts itself",
+    )
+    use_distributed_sampler: bool = setting(
+        False, "false: the DataModule shards episodes between ranks itself"
+    )
+    sync_batchnorm: bool = setting(False, "BatchNorm statistics over all ranks (trainer=ddp)")
+    default_root_dir: Optional[str] = setting(None, "Lightning's own files; the run folder")
 
 
 @dataclass
 class TrainSchema:
-    task_name: str = "train"
-    seed: int = 42
-    ckpt_path: Optional[str] = None  # a .ckpt path or "last" (run_dirs.py)
-    overwrite: bool = False  # delete a non-empty run folder first (run_dirs.py)
-    test: bool = True
-    optimized_metric: str = "best_val_acc"
+    """The run-level keys of `leo-train`."""
+
+    task_name: str = setting("train", "names the run's log file")
+    seed: int = setting(42, "model init, dropout, latent sampling and the training episode stream")
+    ckpt_path: Optional[str] = setting(
+        None,
+        "resume from this checkpoint (a .ckpt path), or `last`: with hydra.run.dir=<run>, that "
+        "run's checkpoints/last.ckpt, else the newest one of a run of the same command",
+    )
+    overwrite: bool = setting(
+        False, "true: delete a non-empty run folder first (only one these commands wrote)"
+    )
+    test: bool = setting(True, "after training, test the best checkpoint on the test episodes")
+    optimized_metric: str = setting(
+        "best_val_acc", "the key of results.json that train returns to a sweeper"
+    )
     data: Any = MISSING
     model: Any = MISSING
     strategy: Any = MISSING
@@ -191,11 +221,17 @@ class TrainSchema:
 
 @dataclass
 class EvalSchema:
-    task_name: str = "eval"
-    seed: int = 42
-    ckpt_path: str = MISSING
-    overwrite: bool = False
-    batch_norm: Optional[str] = None
+    """The run-level keys of `leo-eval`."""
+
+    task_name: str = setting("eval", "names the run's log file")
+    seed: int = setting(42, "only for strategies that draw random numbers at test time")
+    ckpt_path: str = MISSING  # required: the checkpoint to test
+    overwrite: bool = setting(False, "true: delete a non-empty hydra.run.dir first")
+    batch_norm: Optional[str] = setting(
+        None,
+        "LEO strategies: running or batch (transductive, per episode) statistics at test; "
+        "null: the mode the checkpoint was trained with",
+    )
     data: Any = MISSING
     trainer: Any = MISSING
     logger: Any = None
@@ -204,12 +240,16 @@ class EvalSchema:
 
 @dataclass
 class PredictSchema:
-    task_name: str = "predict"
-    ckpt_path: str = MISSING
-    support_dir: str = MISSING
-    query_dir: str = MISSING
-    invert: Optional[bool] = None
-    overwrite: bool = False
+    """The run-level keys of `leo-predict`."""
+
+    task_name: str = setting("predict", "names the run's log file")
+    ckpt_path: str = MISSING  # required: a checkpoint written by leo-train
+    support_dir: str = MISSING  # required: one subfolder per class, with K >= 1 images each
+    query_dir: str = MISSING  # required: the images to classify
+    invert: Optional[bool] = setting(
+        None, "null: invert grayscale images with a light background; true/false: force"
+    )
+    overwrite: bool = setting(False, "true: delete a non-empty hydra.run.dir first")
     paths: Any = MISSING
 
 
@@ -220,7 +260,7 @@ def register_configs() -> None:
     `--help` does not list it as a pickable option of its group; the group's configs name it
     by its absolute path (`- /schema_glyphs` in conf/data/glyphs.yaml)."""
     cs = ConfigStore.instance()
-    register_help_resolver()  # the strategies' part of --help (conf/hydra/default.yaml)
+    register_help_resolver(TrainSchema, TrainerSchema)  # --help's settings (hydra/default.yaml)
     cs.store(name="schema_train", node=TrainSchema)
     cs.store(name="schema_eval", node=EvalSchema)
     cs.store(name="schema_predict", node=PredictSchema)

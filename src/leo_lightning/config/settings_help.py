@@ -1,6 +1,7 @@
 """The settings' part of `--help`, written from where each is declared: the model's
 (training/settings.py), the episodes' (data/settings.py), the affine augmentation's
-(data/augment.py), and each strategy with its own (its spec), with defaults and rules."""
+(data/augment.py), the run's and the Trainer's (config/schemas.py), and each strategy with its
+own (its spec), with defaults and rules."""
 
 from __future__ import annotations
 
@@ -23,9 +24,12 @@ def _wrapped(text: str) -> list[str]:
 
 
 def declared_help(cls: type, prefix: str) -> str:
+    """Every declared setting of `cls` (fields with help), as `prefix.key (default ...)`."""
     lines = []
     for key, default, text in help_lines(cls):
-        lines += _wrapped(f"{prefix}.{key} (default {default!r}): {text}")
+        if text:
+            name = f"{prefix}.{key}" if prefix else key
+            lines += _wrapped(f"{name} (default {default!r}): {text}")
     return "\n".join(lines)
 
 
@@ -51,7 +55,14 @@ RESOLVERS: dict[str, Callable[[], str]] = {
 }
 
 
-def register_help_resolver() -> None:
-    for name, render in RESOLVERS.items():
+def register_help_resolver(run_schema: type, trainer_schema: type) -> None:
+    """The resolvers of the help footer; the run's and the Trainer's schemas are passed in by
+    config/schemas.py, which defines them."""
+    resolvers = {
+        **RESOLVERS,
+        "leo_run_settings": lambda: declared_help(run_schema, ""),
+        "leo_trainer_settings": lambda: declared_help(trainer_schema, "trainer"),
+    }
+    for name, render in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, render)

@@ -266,7 +266,8 @@ def prepare_job_dir(cfg: DictConfig) -> None:
     hydra = HydraConfig.get()
     job_dir = Path(hydra.runtime.output_dir)
     log_name = f"{hydra.job.name}.log"
-    run_lock.acquire(job_dir, key="the job folder")
+    if not _secondary_rank():  # a DDP job's further ranks share rank 0's folder and lock
+        run_lock.acquire(job_dir, key="the job folder")
     if cfg.get("ckpt_path") == LAST:
         cfg.ckpt_path = str(own_last_checkpoint(job_dir).resolve())
     if cfg.get("ckpt_path") and is_inside(cfg.ckpt_path, job_dir):
