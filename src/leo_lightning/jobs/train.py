@@ -20,6 +20,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from leo_lightning.config.schemas import LEOSchema
+from leo_lightning.errors import ConfigError
 from leo_lightning.jobs.common import build_trainer, format_accuracy, test_metrics, write_json
 from leo_lightning.models import precision
 from leo_lightning.strategies.catalog import strategy_class
@@ -29,7 +30,7 @@ from leo_lightning.training.checkpoints import (
     check_compatible,
     read_checkpoint,
 )
-from leo_lightning.training.memory import PeakStepMemory
+from leo_lightning.training.memory import PeakStepMemory, step_memory_problem
 from leo_lightning.training.module import LEOModule
 from leo_lightning.version import __version__
 
@@ -55,6 +56,10 @@ def train(cfg: DictConfig) -> dict:
 
     if cfg.ckpt_path:  # fail now, not after the data is prepared
         check_compatible(read_checkpoint(cfg.ckpt_path), module, cfg.ckpt_path)
+    if module.strategy.meta_trained:  # a step that cannot fit: say so before any work
+        problem = step_memory_problem(module, cfg.data, trainer.strategy.root_device)
+        if problem:
+            raise ConfigError([problem])
     if module.strategy.meta_trained:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     else:

@@ -63,6 +63,7 @@ SGD_STEPS = Steps(
     "SGD steps",
     min_inner=1,
     why_min="its head starts at zero: without a step every class scores the same",
+    through_backbone=True,
 )
 INNER_LR = Setting(
     0.4,

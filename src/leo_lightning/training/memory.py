@@ -133,3 +133,90 @@ def cpu_peak_bytes(profiler: torch.profiler.profile) -> int | None:
         running += change.get(action, 0) * size
         peak = max(peak, running)
     return peak
+
+
+# -- before training: will one step fit? ----------------------------------------------------------
+
+# Each inner step through the backbone keeps its activations, their gradients and the graph of
+# those gradients for the second-order meta-gradient. With these weights the estimate came within
+# a factor of about 3 of the measured peaks (README's strategy table, 5-way Omniglot: amortized
+# 50 MiB measured in bf16, maml 303 MiB), above them for LEO and near them for MAML: meant to
+# refuse only what clearly cannot fit.
+KEPT_PER_BACKBONE_STEP = 3
+
+
+def activation_bytes_per_example(backbone: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Bytes of every leaf module's output in a forward pass of one example: what autograd
+    keeps of the backbone per example (fp32)."""
+    sizes: list[int] = []
+    leaves = [m for m in backbone.modules() if not list(m.children())]
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel() * 4)) for m in leaves
+    ]
+    was_training = backbone.training
+    try:
+        backbone.eval()
+        with torch.no_grad():
+            backbone(torch.zeros(1, *input_shape))
+    finally:
+        backbone.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return sum(sizes)
+
+
+def estimated_step_bytes(module, n_way: int, k_shot: int, n_query: int, tasks: int) -> dict:
+    """A rough upper estimate of one meta-training step's memory, and its parts: the backbone's
+    activations for every support and query example of the meta-batch, and, for strategies whose
+    inner steps run the backbone again (spec.steps.through_backbone), once more per step for
+    the support set. LEO's latent steps work on features and add little."""
+    per_example = activation_bytes_per_example(module.net.backbone, module.net.input_shape)
+    steps = module.hparams.inner_steps if module.strategy.spec.steps.through_backbone else 0
+    examples = tasks * (
+        n_way * (k_shot + n_query) + KEPT_PER_BACKBONE_STEP * n_way * k_shot * steps
+    )
+    total = per_example * examples  # fp32 activations
+    return {"bytes": total, "per_example": per_example, "steps_through_backbone": steps}
+
+
+def available_bytes(device: torch.device) -> int | None:
+    """Memory free for the run on `device`: MemAvailable on Linux for the CPU, free GPU memory
+    for CUDA; None where it cannot be told (then nothing is refused)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def step_memory_problem(module, data, device: torch.device) -> str | None:
+    """The message for a configuration whose estimated step memory exceeds what `device` has,
+    naming the keys that drive it; None when it fits or cannot be told."""
+    free = available_bytes(device)
+    if free is None:
+        return None
+    estimate = estimated_step_bytes(
+        module, data.n_way, data.k_shot, data.n_query, data.meta_batch_size
+    )
+    if estimate["bytes"] <= free:
+        return None
+    keys = "data.meta_batch_size, data.n_way, data.image_size"
+    if estimate["steps_through_backbone"]:
+        keys = f"model.inner_steps={estimate['steps_through_backbone']}, {keys}"
+    return (
+        f"one meta-training step would need about {estimate['bytes'] / 2**30:.1f} GiB (the "
+        f"backbone keeps {estimate['per_example'] / 2**20:.2f} MiB per example, for "
+        f"data.meta_batch_size={data.meta_batch_size} tasks"
+        + (
+            f" and model.inner_steps={estimate['steps_through_backbone']} passes over each "
+            "support set"
+            if estimate["steps_through_backbone"]
+            else ""
+        )
+        + f"), more than the {free / 2**30:.1f} GiB available on {device}: lower {keys}"
+    )
