@@ -152,7 +152,7 @@ def compose_train(*overrides: str):
         return compose("train", overrides=list(overrides))
 
 
-PUBLISHED = {  # outer lr, l2, orthogonality, dropout, kl, encoder penalty (../shared/docs/leo.md)
+PUBLISHED = {  # outer lr, l2, orthogonality, dropout, kl, encoder penalty (docs/algorithm.md)
     "miniimagenet_5w1s": (2.739e-4, 3.623e-10, 0.188103, 0.3077, 0.756143, 5.757e-6),
     "miniimagenet_5w5s": (4.102e-4, 8.540e-9, 1.524e-3, 0.3003, 0.466387, 2.662e-7),
     "tieredimagenet_5w1s": (8.659e-4, 4.149e-10, 5.451e-3, 0.4751, 2.034e-3, 8.303e-5),

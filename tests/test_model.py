@@ -1,4 +1,4 @@
-"""The LEO model as ../shared/docs/leo.md states it, including the mistakes not to repeat."""
+"""The LEO model as docs/algorithm.md states it, including the mistakes not to repeat."""
 
 from __future__ import annotations
 
