@@ -9,7 +9,7 @@ import dataclasses
 import difflib
 from collections.abc import Mapping
 from dataclasses import field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 Settings = TypeVar("Settings")
 
@@ -31,6 +31,20 @@ def from_mapping(cls: type[Settings], values: Mapping[str, Any], prefix: str) ->
             hint = f"; did you mean {prefix}.{close[0]}?" if close else ""
             raise TypeError(f"{prefix}.{key}: not a setting of {prefix}{hint}")
     return cls(**values)
+
+
+class Declared:
+    """Base of a settings dataclass: built from the values given by name (`from_mapping`),
+    read back as a dict. `PREFIX`: where its keys live in a config, for messages."""
+
+    PREFIX: ClassVar[str] = ""
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Any:
+        return from_mapping(cls, values, cls.PREFIX)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
 
 
 def help_lines(cls: type) -> list[tuple[str, Any, str]]:

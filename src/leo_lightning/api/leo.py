@@ -37,6 +37,7 @@ from torch import Tensor
 from leo_lightning.config.compose import (
     ConfigDirs,
     compose_config,
+    config_folders,
     current_directory_as_root,
     with_data_overrides,
 )
@@ -89,23 +90,29 @@ class LEO:
         own config folders, as at training: the classes they name (a strategy of your own)
         may be built from the checkpoint; any other class it names is refused."""
         checkpoint = read_checkpoint(path)  # a clear error for a missing or foreign file
-        config_dirs = _folders(config_dir)
+        config_dirs = config_folders(config_dir)
         # Loading restores the run's RNG state (for exact resumes): keep the caller's instead.
         with torch.random.fork_rng(devices=[]):
             module = LEOModule.load_from_checkpoint(
                 path, map_location="cpu", weights_only=True, config_dirs=config_dirs
             )
         leo = cls.__new__(cls)
-        leo._config_dirs = config_dirs
-        leo._source = str(path)
         states = checkpoint.get("optimizer_states") or [None]
-        leo._attach(module, device, optimizer_state=states[0])
+        leo._attach(module, device, states[0], source=str(path), config_dirs=config_dirs)
         return leo
 
     def _attach(
-        self, module: LEOModule, device: str | torch.device, optimizer_state: dict | None
+        self,
+        module: LEOModule,
+        device: str | torch.device,
+        optimizer_state: dict | None,
+        source: str | None = None,
+        config_dirs: Sequence[Path] = (),
     ) -> None:
+        """`source`: the checkpoint the model was read from (None: built from the configs), whose
+        stored data config may build only what `config_dirs` and the package's configs name."""
         self.module = module.to(device).eval()
+        self._source, self._config_dirs = source, list(config_dirs)
         self._optimizer: torch.optim.Optimizer | None = None
         self._optimizer_state = optimizer_state
         self._steps = 0
@@ -142,9 +149,8 @@ class LEO:
         episodes, an Episode of [B, N*K, *input_shape] images and [B, N*K] labels."""
         if "data" not in self.config:
             raise ValueError("this model's config holds no data section to build a dataset from")
-        source = getattr(self, "_source", None)
-        if source is not None:  # read from a file: build only what the configs name
-            check_stored_targets(self.config["data"], "data", source, self._config_dirs)
+        if self._source is not None:  # read from a file: build only what the configs name
+            check_stored_targets(self.config["data"], "data", self._source, self._config_dirs)
         datamodule = instantiate(with_data_overrides(self.config["data"], overrides))
         datamodule.prepare_data()
         datamodule.setup("test")
@@ -435,12 +441,3 @@ def _check_labels(y: Tensor, name: str) -> int:
                 f"example of class(es) {missing} (N = {n_way})"
             )
     return n_way
-
-
-def _folders(config_dir: ConfigDirs) -> list[Path]:
-    """`config_dir` (one folder, several, or None) as a list."""
-    if config_dir is None:
-        return []
-    return (
-        [Path(config_dir)] if isinstance(config_dir, str | Path) else [Path(d) for d in config_dir]
-    )

@@ -50,15 +50,20 @@ def current_directory_as_root() -> Iterator[None]:
         os.environ.pop(PROJECT_ROOT_ENV, None)
 
 
+def config_folders(config_dir: ConfigDirs) -> list[Path]:
+    """`config_dir` (one folder, several, or None) as a list of paths."""
+    if config_dir is None:
+        return []
+    folders = [config_dir] if isinstance(config_dir, str | Path) else list(config_dir)
+    return [Path(folder) for folder in folders]
+
+
 def search_path_override(config_dir: ConfigDirs) -> list[str]:
     """`hydra.searchpath` adding the user's config folders, as `--config-dir` does on the
     command line: their files add options to any group (e.g. experiment/mine.yaml gives
     `experiment=mine`). A missing folder is an error here, not a silent no-op in Hydra."""
-    if config_dir is None:
-        return []
-    folders = [config_dir] if isinstance(config_dir, str | Path) else list(config_dir)
     paths = []
-    for folder in folders:
+    for folder in config_folders(config_dir):
         path = Path(folder).expanduser().resolve()
         if not path.is_dir():
             raise FileNotFoundError(f"config_dir={str(folder)!r} is not a directory")

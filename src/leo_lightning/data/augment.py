@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from leo_lightning.data.episode import Episode
-from leo_lightning.declared import from_mapping, setting
+from leo_lightning.declared import Declared, setting
 from leo_lightning.errors import DataError
 
 # An augmentation: uint8 images [M, C, H, W] and the episode's generator -> uint8 images.
@@ -53,8 +53,10 @@ class AffineParams(NamedTuple):
 
 
 @dataclass
-class AffineSettings:
+class AffineSettings(Declared):
     """data/augment=affine's settings, each declared once (Koch et al.'s ranges)."""
+
+    PREFIX = "data.augment"
 
     degrees: float = setting(10.0, "rotation angle, uniform in [-degrees, degrees] (0..180)")
     shear: float = setting(
@@ -83,7 +85,7 @@ class RandomAffine:
 
     def __init__(self, **settings: Any):
         """`settings`: AffineSettings by name, each one not given at its declared default."""
-        s = from_mapping(AffineSettings, settings, "data.augment")
+        s = AffineSettings.from_mapping(settings)
         self.degrees, self.shear, self.translate, self.p = s.degrees, s.shear, s.translate, s.p
         self.scale = tuple(float(v) for v in s.scale)
         self.fill = s.fill

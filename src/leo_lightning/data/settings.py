@@ -7,19 +7,19 @@ them, only what is their dataset's own (image size, channels, a meta-batch).
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
-from leo_lightning.declared import from_mapping, setting
+from leo_lightning.declared import Declared, setting
 
 # OmegaConf needs typing.Optional, not `X | None`, in dataclass annotations on Python 3.10.
 # ruff: noqa: UP045
 
 
 @dataclass
-class EpisodeSettings:
+class EpisodeSettings(Declared):
+    PREFIX = "data"
+
     image_size: Optional[int] = setting(None, "pixels per side (null: features, not images)")
     channels: Optional[int] = setting(None, "image channels (null: features, not images)")
     seed: int = setting(0, "draws the fixed val/test episode lists (and a dataset's own draws)")
@@ -43,10 +43,3 @@ class EpisodeSettings:
         "true: meta-train on train + val classes (LEO's final runs): no validation, the test "
         "uses the last checkpoint",
     )
-
-    @classmethod
-    def from_mapping(cls, settings: Mapping[str, Any]) -> EpisodeSettings:
-        return from_mapping(cls, settings, "data")
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)

@@ -9,12 +9,10 @@ lambda1 (l2_weight), lambda2 (orthogonality_weight), alpha (inner_lr), eta (fine
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
-from leo_lightning.declared import from_mapping, setting
+from leo_lightning.declared import Declared, setting
 from leo_lightning.models.precision import AUTO
 from leo_lightning.models.switches import SWITCHES
 
@@ -23,7 +21,9 @@ from leo_lightning.models.switches import SWITCHES
 
 
 @dataclass
-class LEOSettings:
+class LEOSettings(Declared):
+    PREFIX = "model"
+
     latent_dim: int = setting(64, "d, the size of a class's latent code")
     inner_steps: int = setting(5, "latent-space adaptation steps per task")
     inner_lr: float = setting(1.0, "initial value of the learned per-dimension latent rate alpha")
@@ -74,12 +74,3 @@ class LEOSettings:
     decoder_experts: int = setting(
         SWITCHES["decoder_experts"], "E, the decoders of model.decoder=mixture (>= 2)"
     )
-
-    @classmethod
-    def from_mapping(cls, settings: Mapping[str, Any]) -> LEOSettings:
-        """The settings given, every other at its default; an unknown key is refused, naming
-        the closest real one."""
-        return from_mapping(cls, settings, "model")
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
