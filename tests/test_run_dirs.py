@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import pickle
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -320,8 +321,11 @@ def test_two_runs_started_into_one_folder_one_runs_and_the_other_is_refused(tmp_
     args = [*TINY_RUN, *TINY_CONV4, "test=false", f"hydra.run.dir={folder}"]
     env = dict(os.environ, LEO_OUTPUT_DIR=str(tmp_path / "outputs"))
     env["LEO_DATA_DIR"] = str(tmp_path / "data")
+    # The first run is long enough to be alive whenever the second checks (a short one could
+    # end first, and the second would then see a finished run's files, not a live lock); it is
+    # stopped with Ctrl-C once the second has been refused.
     first = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *args, "trainer.max_steps=100000"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -331,11 +335,13 @@ def test_two_runs_started_into_one_folder_one_runs_and_the_other_is_refused(tmp_
     while not (folder / ".lock").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     second = run_script("train.py", tmp_path, *args)
+    still_running = first.poll() is None
+    first.send_signal(signal.SIGINT)
     _, first_err = first.communicate(timeout=300)
-    assert first.returncode == 0, first_err[-2000:]
+    assert still_running, first_err[-2000:]
     assert second.returncode == 2
     assert f"in use by a running process {first.pid}" in second.stderr
-    assert not (folder / ".lock").exists()  # released at the end
+    assert not (folder / ".lock").exists()  # released at the end, even after Ctrl-C
 
 
 def test_last_in_a_multirun_job_is_that_jobs_own_checkpoint(tmp_path):
