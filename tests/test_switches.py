@@ -135,6 +135,8 @@ UNUSED = {
     "meta_sgd": ALL_ON,
     "protonet": ALL_ON,
     "per_task": ALL_ON,
+    "nearest_centroid": ALL_ON,
+    "logistic_regression": ALL_ON,
 }
 
 

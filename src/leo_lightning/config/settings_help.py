@@ -1,7 +1,7 @@
 """The settings' part of `--help`, written from where each is declared: the model's
 (training/settings.py), the episodes' (data/settings.py), the affine augmentation's
 (data/augment.py), the run's and the Trainer's (config/schemas.py), and each strategy with its
-own (its spec), with defaults and rules."""
+own (its spec), with defaults and rules, after what it fits per task and what it meta-learns."""
 
 from __future__ import annotations
 
@@ -38,6 +38,11 @@ def strategies_help() -> str:
     for strategy in built_in():
         spec = strategy.spec
         lines.append(f"{spec.name}: {spec.summary}")
+        # what separates the strategies of a comparison, before the settings
+        if spec.fitted_per_task:
+            lines += _wrapped(f"fitted per task: {spec.fitted_per_task}")
+        if spec.meta_learned:
+            lines += _wrapped(f"meta-learned: {spec.meta_learned}")
         for key, setting in spec.settings.items():
             rule = f"one of {', '.join(map(str, setting.choices))}" if setting.choices else ""
             rule = rule or setting.expected

@@ -8,8 +8,10 @@ in a config folder of yours, `strategy=<file name>` trains it (README, "Where to
 from leo_lightning.strategies.amortized import Amortized
 from leo_lightning.strategies.amortized_pure import AmortizedPure
 from leo_lightning.strategies.base import LatentStrategy, ModelDims, Strategy, TaskOutput
+from leo_lightning.strategies.logistic_regression import LogisticRegression
 from leo_lightning.strategies.maml import MAML
 from leo_lightning.strategies.meta_sgd import MetaSGD
+from leo_lightning.strategies.nearest_centroid import NearestCentroid
 from leo_lightning.strategies.per_task import PerTask
 from leo_lightning.strategies.protonet import ProtoNet
 from leo_lightning.strategies.spec import Setting, Steps, StrategySpec
@@ -20,8 +22,10 @@ __all__ = [
     "Amortized",
     "AmortizedPure",
     "LatentStrategy",
+    "LogisticRegression",
     "MetaSGD",
     "ModelDims",
+    "NearestCentroid",
     "PerTask",
     "ProtoNet",
     "Setting",

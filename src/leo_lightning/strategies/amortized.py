@@ -24,6 +24,10 @@ class Amortized(LatentStrategy):
         summary="LEO: an encoder and relation network give each class's initial code, then "
         "latent and fine-tuning steps",
         steps=LATENT_STEPS,
+        fitted_per_task="each class's latent code (N x d) by latent steps from the encoder's "
+        "prediction, then the decoded N x F classifier weights by fine-tuning steps",
+        meta_learned="the backbone, encoder, relation network, decoder and the per-dimension "
+        "latent and fine-tuning rates",
         settings={"batch_norm": LATENT_BATCH_NORM},
         switches=frozenset(SWITCHES),
     )

@@ -20,6 +20,9 @@ class AmortizedPure(Amortized):
         name="amortized_pure",
         summary="LEO's encoder, relation network and decoder alone: one forward pass, no steps",
         steps=NO_STEPS,
+        fitted_per_task="nothing: each class's code is predicted from the support set in one "
+        "forward pass and decoded into classifier weights",
+        meta_learned="the backbone, encoder, relation network and decoder",
         settings={"batch_norm": LATENT_BATCH_NORM},
         switches=frozenset({"relation", "relation_rounds", "decoder", "decoder_experts"}),
         why_not="it takes no latent or fine-tuning steps",

@@ -88,6 +88,8 @@ class MAML(Strategy):
         name="maml",
         summary="MAML: every backbone parameter and a zero linear head adapted by SGD steps",
         steps=SGD_STEPS,
+        fitted_per_task="every backbone parameter and a zero linear head (N x F + N), by SGD steps",
+        meta_learned="the backbone's initialisation (the head always starts at zero)",
         settings={"inner_lr": INNER_LR, "batch_norm": BATCH_NORM},
         why_not="it adapts the backbone and a linear head: no relation network, no LEO decoder, "
         "no learned latent or fine-tuning rates",

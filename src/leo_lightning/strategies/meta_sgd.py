@@ -23,6 +23,10 @@ class MetaSGD(MAML):
         name="meta_sgd",
         summary="MAML with a meta-learned inner rate per parameter tensor entry",
         steps=SGD_STEPS,
+        fitted_per_task="every backbone parameter and a zero linear head (N x F + N), by SGD "
+        "steps at the learned rates",
+        meta_learned="the backbone's initialisation and the inner rates: one per backbone "
+        "parameter value, one per feature and one for the biases of the head",
         settings={
             "inner_lr": Setting(
                 INNER_LR.default,

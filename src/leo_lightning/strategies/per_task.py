@@ -55,6 +55,9 @@ SPEC = StrategySpec(
     name="per_task",
     summary="no meta-learning: a fresh network, q(z) and decoder fitted to each task with Adam",
     steps=Steps("Adam steps"),
+    fitted_per_task="a fresh seeded backbone, decoder and Gaussian q(z) per class, by Adam "
+    "steps on the support set alone",
+    meta_learned="nothing",
     settings={
         "lr": Setting(0.01, "Adam learning rate per task", check=lambda v: v > 0, expected="> 0"),
         "betas": Setting(

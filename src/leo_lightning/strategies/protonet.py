@@ -23,6 +23,8 @@ class ProtoNet(Strategy):
         name="protonet",
         summary="Prototypical Networks: queries scored by distance to each class's mean feature",
         steps=NO_STEPS,
+        fitted_per_task="nothing: each class's prototype is the mean of its support features",
+        meta_learned="the backbone",
         why_not="it classifies by distances to class prototypes: no relation network, decoder "
         "or steps",
         fixed_batch_norm="class means of features normalised with running statistics",

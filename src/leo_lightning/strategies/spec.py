@@ -2,12 +2,12 @@
 
 Each strategy class carries a `spec`: its option name (`strategy=<name>`), its own settings
 (`strategy.<key>`, each with its default, its rule and a line of help), how it reads the
-shared step counts (`model.inner_steps`, `model.finetune_steps`), which of LEO's optional
-switches it uses and why the others have no effect, and whether `leo-eval` may score it in
-another BatchNorm mode. The config checks, the settings' schema, the HParams keys, `--help`
-and the error messages are all derived from these declarations: a new strategy is one module
-(its class and spec) and one YAML file (conf/strategy/<name>.yaml, or in a config folder of
-your own), and nothing else names it.
+shared step counts (`model.inner_steps`, `model.finetune_steps`), what it fits per task and
+what it meta-learns, which of LEO's optional switches it uses and why the others have no
+effect, and whether `leo-eval` may score it in another BatchNorm mode. The config checks, the
+settings' schema, the HParams keys, `--help` and the error messages are all derived from these
+declarations: a new strategy is one module (its class and spec) and one YAML file
+(conf/strategy/<name>.yaml, or in a config folder of your own), and nothing else names it.
 """
 
 from __future__ import annotations
@@ -68,6 +68,12 @@ class StrategySpec:
     name: str  # its option: strategy=<name>, conf/strategy/<name>.yaml
     summary: str  # one line, for --help
     steps: Steps
+    # What each task fits on its support set, and what meta-training learns across tasks, a
+    # phrase each, for --help: what separates the strategies of a comparison. Every built-in
+    # strategy states both (tests/test_feature_baselines.py); empty is allowed only so that a
+    # strategy of one's own written before these existed still builds.
+    fitted_per_task: str = ""
+    meta_learned: str = ""
     settings: Mapping[str, Setting] = field(default_factory=dict)
     switches: frozenset[str] = frozenset()  # the optional model switches it uses
     why_not: str = ""  # why the other switches have no effect on it

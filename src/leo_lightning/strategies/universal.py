@@ -22,6 +22,10 @@ class Universal(LatentStrategy):
         summary="one meta-learned code z_meta starts every class, then latent and fine-tuning "
         "steps (MAML-like)",
         steps=LATENT_STEPS,
+        fitted_per_task="each class's latent code (N x d) by latent steps from z_meta, then the "
+        "decoded N x F classifier weights by fine-tuning steps",
+        meta_learned="the starting code z_meta, the backbone, decoder and the per-dimension "
+        "latent and fine-tuning rates",
         settings={"batch_norm": LATENT_BATCH_NORM},
         switches=frozenset({"decoder", "decoder_experts", "per_step_rates"}),
         why_not="it starts every class from the learned z_meta: no encoder or relation network",
