@@ -11,6 +11,7 @@ from leo_lightning.models.mixture_decoder import MixtureDecoder
 from leo_lightning.models.relation import RelationNetwork
 from leo_lightning.models.relation_attention import AttentionRelation
 from leo_lightning.models.relation_rounds import RelationRounds
+from leo_lightning.models.resnet12 import ResNet12
 from leo_lightning.models.task_decoder import TaskConditionedDecoder
 
 __all__ = [
@@ -23,5 +24,6 @@ __all__ = [
     "MixtureDecoder",
     "RelationNetwork",
     "RelationRounds",
+    "ResNet12",
     "TaskConditionedDecoder",
 ]
