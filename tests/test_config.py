@@ -42,9 +42,35 @@ def options(group: str) -> list[str]:
 def test_every_option_of_every_group_composes(group):
     assert options(group), f"conf/{group} is empty"
     for option in options(group):
-        key = group.replace("/", ".")
-        cfg = compose_train(f"{key}={option}" if "/" not in group else f"{group}={option}")
+        override = f"{group}={option}"
+        if option.endswith(PRETRAIN_SUFFIX):  # a leo-pretrain experiment
+            cfg = compose_pretrain(override)
+            assert cfg.data.n_way >= 2 and cfg.model.backbone._target_ and cfg.pretrain.lr > 0
+            continue
+        cfg = compose_train(override)
         assert cfg.data.n_way >= 2 and cfg.model._target_ and cfg.strategy._target_
+
+
+# Experiments named *_pretrain are leo-pretrain's (they set pretrain.<key>, not a model to train)
+PRETRAIN_SUFFIX = "_pretrain"
+
+
+def compose_pretrain(*overrides: str):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("pretrain", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("group", ["data", "model/backbone", "pretrain", "debug"])
+def test_every_option_a_pretraining_reads_composes_with_the_pretrain_config(group):
+    for option in options(group):
+        cfg = compose_pretrain(f"{group}={option}")
+        assert cfg.model.backbone._target_ and cfg.pretrain.batch_size >= 1
+
+
+def test_the_embed_config_composes_with_a_checkpoint_path():
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("embed", overrides=["ckpt_path=x.ckpt", "views=3"])
+    assert cfg.ckpt_path == "x.ckpt" and cfg.views == 3
 
 
 def test_eval_config_composes_with_a_checkpoint_path():
@@ -117,10 +143,13 @@ def test_help_lists_the_config_options_but_not_the_schemas(tmp_path):
 
     proc = run_script("train.py", tmp_path, "--help")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "data: folder, glyphs, leo_embeddings, omniglot\n" in proc.stdout
     assert (
-        "strategy: amortized, amortized_pure, fomaml, maml, meta_sgd, per_task, protonet, "
-        "universal\n" in proc.stdout
+        "data: embeddings, folder, glyphs, leo_embeddings, omniglot, omniglot_minimal\n"
+        in proc.stdout
+    )
+    assert (
+        "strategy: amortized, amortized_pure, fomaml, logistic_regression, maml, meta_sgd, "
+        "nearest_centroid, per_task, protonet, universal\n" in proc.stdout
     )
     assert "schema_" not in proc.stdout
     # every strategy's settings, written from its spec

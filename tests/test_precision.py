@@ -7,7 +7,7 @@ import pytest
 import torch
 from helpers import quiet_trainer, random_image_datamodule, tiny_module
 
-from leo_lightning.models import Conv4, precision
+from leo_lightning.models import Conv4, Flatten, precision
 
 CPU = torch.device("cpu")
 SHAPE = (1, 28, 28)
@@ -100,6 +100,18 @@ def test_auto_on_cuda_is_bf16_only_where_the_gpu_has_it(monkeypatch, bf16, expec
 
 def test_auto_elsewhere_is_fp32():
     assert resolve(device=torch.device("mps")).autocast is None
+
+
+def test_auto_is_fp32_without_a_probe_for_a_backbone_without_parameters(cpu):
+    # pre-computed features (model/backbone=flatten): the real probe cannot even take a step
+    chosen = precision.resolve("auto", CPU, Flatten(), (64,), channels_last=False)
+    assert chosen.autocast is None and cpu["probes"] == 0
+
+
+def test_the_real_probe_is_never_run_on_a_backbone_without_parameters(monkeypatch, tmp_path):
+    monkeypatch.setenv("LEO_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(precision, "cpu_info", lambda: {"cpu_native_bf16": True})
+    assert precision.resolve("auto", CPU, Flatten(), (64,), False).autocast is None
 
 
 def test_an_unknown_setting_names_the_key_and_the_choices():

@@ -110,7 +110,9 @@ def test_every_rule_key_exists_in_the_default_config_or_the_strategy_it_belongs_
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         eval_config = compose("eval", overrides=["ckpt_path=x.ckpt"])  # batch_norm is eval's
-    configs = [BASE, compose_train("strategy=maml"), eval_config]
+        pretrain_config = compose("pretrain")  # pretrain.<key>
+        embed_config = compose("embed", overrides=["ckpt_path=x.ckpt"])  # views, batch_size
+    configs = [BASE, compose_train("strategy=maml"), eval_config, pretrain_config, embed_config]
     for rule in RULES:
         assert any(OmegaConf.select(c, rule.key, default="missing") != "missing" for c in configs)
 

@@ -31,7 +31,6 @@ from typing import Any
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from torch import Tensor
 
 from leo_lightning.config.compose import (
@@ -45,7 +44,7 @@ from leo_lightning.config.validation import validate
 from leo_lightning.data.episode import Episode
 from leo_lightning.data.user_images import load_images
 from leo_lightning.strategies.base import LatentStrategy
-from leo_lightning.training.checkpoints import read_checkpoint
+from leo_lightning.training.checkpoints import plain_config, read_checkpoint
 from leo_lightning.training.module import LEOModule, flushing_subnormals
 from leo_lightning.training.trusted_targets import check_stored_targets
 
@@ -73,7 +72,7 @@ class LEO:
         with current_directory_as_root():
             cfg = compose_config("train", list(overrides), config_dir, hydra=False)
             validate(cfg)
-            config = {key: _plain(cfg[key]) for key in MODEL_KEYS}
+            config = {key: plain_config(cfg[key]) for key in MODEL_KEYS}
         with torch.random.fork_rng(devices=[]):  # seeded as a run is; the caller's RNG untouched
             torch.manual_seed(cfg.seed)
             module = instantiate(cfg.model, strategy=cfg.strategy, _recursive_=False)
@@ -391,11 +390,6 @@ class _Support:
 
     def out(self, value: Tensor) -> Tensor:
         return value if self.batched else value[0]
-
-
-def _plain(node: Any) -> Any:
-    """A config node as plain, resolved Python values (what a checkpoint stores)."""
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
 def _with_task_dim(value: Tensor, name: str, ndim: int) -> tuple[Tensor, bool]:

@@ -4,14 +4,12 @@ the job in its run folder."""
 
 from __future__ import annotations
 
-import os
-import signal
-
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from leo_lightning.cli.interrupts import interrupt_on_signals
 from leo_lightning.cli.overrides import exit_on_unknown_keys
 from leo_lightning.cli.version_flag import exit_on_version_flag
 from leo_lightning.config.compose import use_current_directory_as_root
@@ -36,10 +34,6 @@ def main() -> None:
     _command()
 
 
-def _terminate_as_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 @reports_user_errors  # a user's mistake: its message, no traceback, no empty run folder
 def _command(cfg: DictConfig) -> float | None:
@@ -49,12 +43,6 @@ def _command(cfg: DictConfig) -> float | None:
     validate(cfg)
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         prepare_job_dir(cfg)  # also turns ckpt_path=last into this job's own last.ckpt
-    # SIGTERM saves a checkpoint too; but not in a submitit (SLURM) job, where SIGTERM is part
-    # of requeueing and submitit's own handler ignores it (hydra/launcher/slurm.yaml).
-    if "SUBMITIT_FOLDER" not in os.environ:
-        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
-    # A process started in the background by a non-interactive shell inherits SIGINT ignored,
-    # and Python then installs no Ctrl-C handler: restore it, so SIGINT always interrupts.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    interrupt_on_signals()  # SIGTERM and Ctrl-C save interrupted.ckpt
     results = train(cfg)
     return results.get(cfg.optimized_metric)

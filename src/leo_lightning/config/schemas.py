@@ -7,6 +7,9 @@ Keys that hold a `_target_` are typed here too; only truly open-ended nodes are 
 
 from __future__ import annotations
 
+import inspect
+import types
+import typing
 from dataclasses import dataclass, field, make_dataclass
 from typing import Any, Optional
 
@@ -15,9 +18,11 @@ from omegaconf import MISSING
 
 from leo_lightning.config.settings_help import register_help_resolver
 from leo_lightning.data.augment import AffineSettings
+from leo_lightning.data.embeddings import EmbeddingSource
 from leo_lightning.data.settings import EpisodeSettings
 from leo_lightning.declared import setting
 from leo_lightning.strategies.catalog import built_in
+from leo_lightning.training.pretrain_settings import PretrainSettings
 from leo_lightning.training.settings import LEOSettings
 
 # OmegaConf needs typing.Optional, not `X | None`, in dataclass annotations on Python 3.10.
@@ -109,6 +114,37 @@ class LEOEmbeddingSourceSchema:
 @dataclass
 class LEOEmbeddingsDataSchema(DataSchema):
     source: LEOEmbeddingSourceSchema = field(default_factory=LEOEmbeddingSourceSchema)
+
+
+def source_schema(source: type, name: str) -> type:
+    """The schema of a data source's config, made from its class's signature, where each of its
+    keys and defaults is written once: a key it does not take, or a value of the wrong type,
+    fails at composition. A parameter without a default is required (MISSING)."""
+    hints = typing.get_type_hints(source.__init__)
+    fields = [("_target_", str, field(default=f"{source.__module__}.{source.__qualname__}"))]
+    for parameter in list(inspect.signature(source.__init__).parameters.values())[1:]:
+        kind = _optional(hints.get(parameter.name, Any))
+        empty = parameter.default is inspect.Parameter.empty
+        default = MISSING if empty else parameter.default
+        fields.append((parameter.name, kind, field(default=default)))
+    return make_dataclass(name, fields)
+
+
+def _optional(hint: Any) -> Any:
+    """`X | None` as typing.Optional[X], the spelling OmegaConf reads."""
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return Optional[rest[0]] if len(rest) == 1 else Any
+    return hint
+
+
+EmbeddingSourceSchema = source_schema(EmbeddingSource, "EmbeddingSourceSchema")
+
+
+@dataclass
+class EmbeddingsDataSchema(DataSchema):
+    source: EmbeddingSourceSchema = field(default_factory=EmbeddingSourceSchema)  # type: ignore[valid-type]
 
 
 @dataclass
@@ -239,6 +275,62 @@ class EvalSchema:
 
 
 @dataclass
+class PretrainSchema(PretrainSettings):
+    """`pretrain.<key>`: the settings declared in training/pretrain_settings.py."""
+
+
+@dataclass
+class PretrainModelSchema:
+    """`model` of `leo-pretrain`: only the network it pretrains and the examples' shape."""
+
+    backbone: Any = MISSING
+    input_shape: list[int] = MISSING
+
+
+@dataclass
+class PretrainRunSchema:
+    """The run-level keys of `leo-pretrain`."""
+
+    task_name: str = setting("pretrain", "names the run's log file")
+    seed: int = setting(42, "model init and the order of the training batches")
+    ckpt_path: Optional[str] = setting(
+        None,
+        "resume from this leo-pretrain checkpoint, or `last` (as leo-train's ckpt_path)",
+    )
+    overwrite: bool = setting(
+        False, "true: delete a non-empty run folder first (only one these commands wrote)"
+    )
+    optimized_metric: str = setting(
+        "best_val_acc", "the key of results.json that pretrain returns to a sweeper"
+    )
+    data: Any = MISSING
+    model: PretrainModelSchema = field(default_factory=PretrainModelSchema)
+    pretrain: Any = MISSING
+    trainer: Any = MISSING
+    logger: Any = None
+    callbacks: Any = None
+    paths: Any = MISSING
+
+
+@dataclass
+class EmbedSchema:
+    """The run-level keys of `leo-embed`."""
+
+    task_name: str = setting("embed", "names the run's log file")
+    ckpt_path: str = MISSING  # required: a leo-pretrain checkpoint
+    views: int = setting(
+        1,
+        "1: each example's own feature; K > 1: the mean over the plain image and K - 1 "
+        "distortions by the data's augmentation (needs data/augment=affine)",
+    )
+    batch_size: int = setting(256, "examples per forward pass")
+    seed: int = setting(0, "draws the distortions of views > 1")
+    overwrite: bool = setting(False, "true: delete a non-empty hydra.run.dir first")
+    data: Any = MISSING
+    paths: Any = MISSING
+
+
+@dataclass
 class PredictSchema:
     """The run-level keys of `leo-predict`."""
 
@@ -264,10 +356,14 @@ def register_configs() -> None:
     cs.store(name="schema_train", node=TrainSchema)
     cs.store(name="schema_eval", node=EvalSchema)
     cs.store(name="schema_predict", node=PredictSchema)
+    cs.store(name="schema_pretrain_run", node=PretrainRunSchema)
+    cs.store(name="schema_pretrain", node=PretrainSchema)
+    cs.store(name="schema_embed", node=EmbedSchema)
     cs.store(name="schema_glyphs", node=GlyphsDataSchema)
     cs.store(name="schema_omniglot", node=OmniglotDataSchema)
     cs.store(name="schema_folder", node=FolderDataSchema)
     cs.store(name="schema_leo_embeddings", node=LEOEmbeddingsDataSchema)
+    cs.store(name="schema_embeddings", node=EmbeddingsDataSchema)
     cs.store(name="schema_augment_none", node=NoAugmentSchema)
     cs.store(name="schema_augment_affine", node=AffineAugmentSchema)
     cs.store(name="schema_leo", node=LEOSchema)

@@ -90,6 +90,20 @@ RULES = (
     Rule("model.relation_rounds", _at_least(1), ">= 1"),
     Rule("model.decoder", lambda v: v in DECODERS, f"one of {', '.join(DECODERS)}"),
     Rule("model.decoder_experts", _at_least(2), ">= 2"),
+    Rule("pretrain.batch_size", _at_least(1), ">= 1"),
+    Rule("pretrain.lr", _positive, "> 0"),
+    Rule("pretrain.momentum", lambda v: 0 <= v < 1, "in [0, 1)"),
+    Rule("pretrain.weight_decay", _at_least(0), ">= 0"),
+    Rule("pretrain.warmup_steps", _at_least(0), ">= 0"),
+    Rule("pretrain.label_smoothing", lambda v: 0 <= v < 1, "in [0, 1)"),
+    Rule("pretrain.rotation_weight", _at_least(0), ">= 0"),
+    Rule(
+        "pretrain.backbone_autocast",
+        lambda v: v in PRECISION_CHOICES,
+        f"one of {list(PRECISION_CHOICES)} or null (fp32)",
+    ),
+    Rule("views", _at_least(1), ">= 1"),  # leo-embed
+    Rule("batch_size", _at_least(1), ">= 1"),  # leo-embed
     Rule("trainer.max_steps", lambda v: v >= 1 or v == -1, ">= 1 (or -1 for no limit)"),
     Rule("callbacks.last_checkpoint.every_n_steps", _at_least(1), ">= 1 (or null)"),
     Rule("callbacks.last_checkpoint.every_seconds", _at_least(0), ">= 0 (or null)"),
@@ -162,15 +176,23 @@ def _floats_under(cfg: DictConfig, node: Any, prefix: str) -> Iterator[tuple[str
 
 
 def _image_size_problems(cfg: DictConfig) -> list[str]:
-    """A Conv4 halves the image depth times; below 2**depth pixels nothing is left to pool."""
+    """A Conv4 halves the image depth times, a ResNet12 once per stage (one per width); below
+    2**depth pixels nothing is left to pool."""
     size = OmegaConf.select(cfg, "data.image_size", default=None)
     backbone = OmegaConf.select(cfg, "model.backbone._target_", default="") or ""
-    if size is None or not backbone.endswith("Conv4"):
+    if size is None:
         return []
-    depth = OmegaConf.select(cfg, "model.backbone.depth", default=4)
+    if backbone.endswith("Conv4"):
+        depth = OmegaConf.select(cfg, "model.backbone.depth", default=4)
+        what = f"a Conv4 of depth {depth}"
+    elif backbone.endswith("ResNet12"):
+        depth = len(OmegaConf.select(cfg, "model.backbone.widths", default=[0] * 4))
+        what = f"a ResNet12 of {depth} stages (model.backbone.widths)"
+    else:
+        return []
     minimum = 2**depth
     if size < minimum:
-        return [f"data.image_size={size}: must be >= {minimum} for a Conv4 of depth {depth}"]
+        return [f"data.image_size={size}: must be >= {minimum} for {what}"]
     return []
 
 

@@ -151,7 +151,7 @@ class EpisodicDataModule(L.LightningDataModule):
             keys = f"data.channels={self.channels}, data.image_size={self.image_size}"
         else:
             keys = f"the examples of data.source ({type(self.source).__name__})"
-        raise ValueError(
+        raise DataError(
             f"model.input_shape={list(model_shape)} does not match the data: its examples have "
             f"shape {list(data_shape)} ({keys}); make them agree"
         )

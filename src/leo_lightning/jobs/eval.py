@@ -10,49 +10,18 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from leo_lightning.config.compose import (
-    with_data_overrides,
-)
 from leo_lightning.errors import ConfigError
 from leo_lightning.jobs.common import build_trainer, format_accuracy, test_metrics, write_json
+from leo_lightning.jobs.stored_data import check_example_shape, stored_data_config
 from leo_lightning.models import precision
 from leo_lightning.strategies.base import LATENT_BATCH_NORM_MODES
 from leo_lightning.strategies.catalog import built_in
 from leo_lightning.strategies.spec import StrategySpec
 from leo_lightning.training.checkpoints import CHECKPOINT_KEY, read_checkpoint
 from leo_lightning.training.module import LEOModule
-from leo_lightning.training.trusted_targets import check_stored_targets
 from leo_lightning.version import __version__
 
 log = logging.getLogger(__name__)
-
-
-def check_example_shape(data: DictConfig, input_shape: list[int]) -> None:
-    """The images the data would give must be the model's: a 28 px model scored on 56 px
-    images failed deep inside the backbone."""
-    size, channels = data.get("image_size"), data.get("channels")
-    if len(input_shape) != 3 or size is None or channels is None:
-        return  # features: the DataModule checks their width against the data it loads
-    if [channels, size, size] != list(input_shape):
-        raise ConfigError(
-            [
-                f"data.image_size={size} data.channels={channels}: the checkpoint's model takes "
-                f"{list(input_shape)} examples; leave data.image_size and data.channels at the "
-                "checkpoint's values"
-            ]
-        )
-
-
-def eval_data_config(cfg: DictConfig, stored: dict) -> DictConfig:
-    """The checkpoint's data config, with the command line's `data.*` keys applied on top;
-    `data=<name>` on the command line replaces it with the composed one."""
-    overrides = HydraConfig.get().overrides.task
-    if any(o.split("=", 1)[0].lstrip("+~") == "data" for o in overrides):
-        return cfg.data
-    check_stored_targets(stored["data"], "data", str(cfg.ckpt_path))  # before anything is built
-    return with_data_overrides(
-        stored["data"], [o for o in overrides if o.lstrip("+").startswith("data.")]
-    )
 
 
 def use_batch_norm(module: LEOModule, mode: str | None) -> None:
@@ -86,7 +55,7 @@ def _switchable(spec: StrategySpec) -> bool:
 
 def evaluate(cfg: DictConfig) -> dict:
     checkpoint = read_checkpoint(cfg.ckpt_path)  # a clear error for a missing or foreign file
-    data = eval_data_config(cfg, checkpoint[CHECKPOINT_KEY]["config"])
+    data = stored_data_config(cfg, checkpoint[CHECKPOINT_KEY]["config"])
     check_example_shape(data, checkpoint["hyper_parameters"]["input_shape"])
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(data)

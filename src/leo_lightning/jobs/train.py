@@ -56,6 +56,8 @@ def train(cfg: DictConfig) -> dict:
 
     if cfg.ckpt_path:  # fail now, not after the data is prepared
         check_compatible(read_checkpoint(cfg.ckpt_path), module, cfg.ckpt_path)
+    elif module.hparams.backbone_init:  # a new run starts from the pretrained backbone
+        module.init_backbone(module.hparams.backbone_init)
     if module.strategy.meta_trained:  # a step that cannot fit: say so before any work
         problem = step_memory_problem(module, cfg.data, trainer.strategy.root_device)
         if problem:
@@ -93,12 +95,19 @@ def train(cfg: DictConfig) -> dict:
     results["wall_seconds"] = time.perf_counter() - started
     if module.net.precision is not None:  # what ran, not what was asked for (`auto`)
         results["backbone_precision"] = precision.as_record(module.net.precision)
+    features = getattr(getattr(datamodule, "source", None), "provenance", None)
+    if features:  # data=embeddings: the pretraining every number traces back to
+        results["features"] = {k: features.get(k) for k in FEATURE_RECORD}
     results["allocator"] = allocator_record()
     results["version"] = __version__  # the leo-lightning that ran it
     if trainer.is_global_zero:  # every DDP rank runs this function; one writes
         write_json(run_dir / "results.json", results)
         _log_hparams(trainer, cfg, results)
     return results
+
+
+# What results.json records of the pretraining behind data=embeddings (data/embeddings.py)
+FEATURE_RECORD = ("checkpoint", "checkpoint_sha256", "state_dict_sha256", "backbone", "views")
 
 
 # Always shown in the HParams tab, besides every model setting (the schema's) and the chosen

@@ -27,6 +27,7 @@ from leo_lightning.errors import CheckpointError
 from leo_lightning.models import precision
 from leo_lightning.models.decoder import Decoder
 from leo_lightning.models.distributions import draw_gaussian, weight_std_offset
+from leo_lightning.models.inputs import as_float, feature_dim
 from leo_lightning.models.mixture_decoder import MixtureDecoder
 from leo_lightning.models.shots import shot_weights
 from leo_lightning.models.task_decoder import TaskConditionedDecoder
@@ -99,7 +100,7 @@ class LEONet(nn.Module):
             backbone = backbone.to(memory_format=torch.channels_last)
         self.backbone = backbone
         self.input_shape = tuple(input_shape)
-        self.feature_dim = self._probe_feature_dim()
+        self.feature_dim = feature_dim(backbone, self.input_shape)
         self.latent_dim = latent_dim
         self.decoder = build_decoder(decoder, latent_dim, self.feature_dim, decoder_experts)
         # Learned per-dimension rates (alpha, eta); scalar or fixed rates are a known mistake.
@@ -127,14 +128,6 @@ class LEONet(nn.Module):
         paper's "deterministic latents" ablation)."""
         return self.training and not self.deterministic
 
-    @torch.no_grad()
-    def _probe_feature_dim(self) -> int:
-        was_training = self.backbone.training
-        self.backbone.eval()
-        out = self.backbone(torch.zeros(2, *self.input_shape))
-        self.backbone.train(was_training)
-        return int(out.shape[-1])
-
     # -- features and classifier ------------------------------------------------------------------
 
     def features(
@@ -155,7 +148,7 @@ class LEONet(nn.Module):
         backbone = backbone or self.backbone
         lead = x.shape[: x.ndim - len(self.input_shape)]
         x = x.reshape(-1, *self.input_shape)
-        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+        x = as_float(x)
         if self.channels_last and own_backbone and x.ndim == 4:  # vmap knows no channels-last
             x = x.contiguous(memory_format=torch.channels_last)
         dtype = self.resolve_precision(x.device).dtype

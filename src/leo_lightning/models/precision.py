@@ -116,6 +116,8 @@ def resolve(
     check_setting(setting)
     if setting != AUTO:
         return BackbonePrecision(setting, "set by model.backbone_autocast")
+    if next(backbone.parameters(), None) is None:  # pre-computed features: model/backbone=flatten
+        return BackbonePrecision(None, "the backbone computes nothing to autocast")
     if device.type == "cuda":
         return _resolve_cuda(device)
     if device.type == "cpu":
@@ -159,7 +161,7 @@ def _probe(backbone: nn.Module, input_shape: tuple[int, ...], channels_last: boo
     a private generator, so probing changes nothing a run depends on (not even the global RNG).
     """
     started = time.perf_counter()
-    model = copy.deepcopy(backbone).train()
+    model = copy.deepcopy(backbone).train().requires_grad_(True)  # a frozen one too
     pixels = max(1, int(torch.tensor(input_shape[1:]).prod()))
     n = max(2, min(32, PROBE_PIXELS // pixels))
     generator = torch.Generator().manual_seed(0)

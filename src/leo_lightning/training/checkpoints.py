@@ -6,13 +6,14 @@ import hashlib
 import logging
 import pickle
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from leo_lightning.data.files import atomic_save
@@ -285,3 +286,11 @@ def check_checkpoint_folders(callbacks: Iterable[object]) -> None:
     folders = {Path(c.dirpath) for c in callbacks if getattr(c, "dirpath", None)}
     for folder in sorted(folders):
         check_writable(folder)
+
+
+def plain_config(config: Any) -> Any:
+    """A config node as plain, resolved Python containers: what a checkpoint stores, so that it
+    loads with weights_only=True."""
+    if isinstance(config, DictConfig):
+        return OmegaConf.to_container(config, resolve=True)
+    return dict(config) if isinstance(config, Mapping) else config

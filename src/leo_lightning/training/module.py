@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import TensorBoardLogger
-from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from leo_lightning.data.episode import Episode
@@ -28,21 +27,20 @@ from leo_lightning.models import precision
 from leo_lightning.models.leo import LEONet
 from leo_lightning.strategies.base import ModelDims, Strategy, TaskOutput
 from leo_lightning.training import dashboards, schedules
-from leo_lightning.training.checkpoints import CHECKPOINT_KEY, read_checkpoint, state_digest
+from leo_lightning.training.checkpoints import (
+    CHECKPOINT_KEY,
+    plain_config,
+    read_checkpoint,
+    state_digest,
+)
 from leo_lightning.training.clipping import all_finite, clip_per_tensor_
 from leo_lightning.training.metrics import EpisodeAccuracy, episode_accuracy
+from leo_lightning.training.pretrainer import pretrained_backbone
 from leo_lightning.training.settings import LEOSettings
 from leo_lightning.training.trusted_targets import check_stored_targets
 from leo_lightning.version import __version__
 
 log = logging.getLogger(__name__)
-
-
-def _plain(config: Any) -> Any:
-    """Hydra configs become plain containers, so checkpoints load with weights_only=True."""
-    if isinstance(config, DictConfig):
-        return OmegaConf.to_container(config, resolve=True)
-    return dict(config) if isinstance(config, Mapping) else config
 
 
 @contextlib.contextmanager
@@ -85,7 +83,7 @@ class LEOModule(L.LightningModule):
     ):
         super().__init__()
         self.automatic_optimization = False
-        backbone, strategy = _plain(backbone), _plain(strategy)
+        backbone, strategy = plain_config(backbone), plain_config(strategy)
         input_shape = list(input_shape)
         s = LEOSettings.from_mapping(settings)
         # Every setting is recorded (defaults too): a checkpoint rebuilds the same model
@@ -127,6 +125,8 @@ class LEOModule(L.LightningModule):
         problems = self.strategy.spec.switch_problems(self.hparams)
         if problems:
             raise ConfigError(problems)
+        if s.backbone_freeze:
+            self._freeze_backbone()
         self.val_acc, self.test_acc = EpisodeAccuracy(), EpisodeAccuracy()
         self.register_buffer("skipped_steps", torch.zeros((), dtype=torch.long))
         self.consecutive_skips = 0
@@ -134,6 +134,48 @@ class LEOModule(L.LightningModule):
         # What the validation dashboards draw, gathered on rank 0 over one validation epoch.
         self._latent_norms: list[tuple[Tensor, Tensor]] = []  # (|z0|, |z|) [B, N] per batch
         self._shown_episode: tuple[Tensor, ...] | None = None  # one task and its predictions
+
+    def _freeze_backbone(self) -> None:
+        if self.strategy.spec.steps.through_backbone:
+            raise ConfigError(
+                [
+                    f"model.backbone_freeze=true: strategy={self.strategy.spec.name} adapts the "
+                    "backbone's parameters in its inner loop, so they cannot be frozen; use a "
+                    "strategy that adapts on features, or model.backbone_lr_scale to slow the "
+                    "backbone's meta-training"
+                ]
+            )
+        self.net.backbone.requires_grad_(False)
+        self.net.backbone.eval()
+
+    def train(self, mode: bool = True) -> LEOModule:
+        """A frozen backbone stays in eval mode: its BatchNorm keeps the statistics it has
+        (Lightning switches the whole module to train mode around every validation)."""
+        super().train(mode)
+        if self.hparams.get("backbone_freeze"):
+            self.net.backbone.eval()
+        return self
+
+    def init_backbone(self, ckpt_path: str) -> None:
+        """Start from the backbone weights of a leo-pretrain checkpoint (model.backbone_init),
+        which must be this model's backbone: the same class, on examples of the same shape,
+        with parameters and buffers of the same names and shapes."""
+        pretrained, hparams, _ = pretrained_backbone(ckpt_path)
+        problem = _architecture_difference(
+            (hparams.get("backbone", {}).get("_target_"), list(hparams.get("input_shape", []))),
+            (self.hparams.backbone.get("_target_"), list(self.hparams.input_shape)),
+            pretrained.state_dict(),
+            self.net.backbone.state_dict(),
+        )
+        if problem:
+            raise ConfigError(
+                [
+                    f"model.backbone_init={ckpt_path}: its backbone is not this model's "
+                    f"({problem}); set model.backbone and the data to the pretrained ones"
+                ]
+            )
+        self.net.backbone.load_state_dict(pretrained.state_dict())
+        log.info("model.backbone_init: backbone weights from %s", ckpt_path)
 
     @classmethod
     def load_from_checkpoint(  # type: ignore[override]
@@ -339,8 +381,23 @@ class LEOModule(L.LightningModule):
 
     def configure_optimizers(self):
         """Adam at model.lr, with model.lr_schedule's scheduler if it has one (schedules.py).
-        Lightning saves and restores the scheduler; meta_update steps it (manual optimization)."""
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        Lightning saves and restores the scheduler; meta_update steps it (manual optimization).
+        With model.backbone_lr_scale != 1 the backbone's parameters are a group of their own at
+        model.lr x the scale (each group records its `lr_scale`, so a resume with another
+        model.lr keeps the ratio); a frozen backbone's parameters are in no group."""
+        trainable = [p for p in self.parameters() if p.requires_grad]  # a frozen backbone: none
+        scale = self.hparams.backbone_lr_scale
+        if scale == 1.0:  # one group, as checkpoints of 0.2.0 have
+            optimizer = torch.optim.Adam(trainable, lr=self.hparams.lr)
+        else:
+            mine = {id(p) for p in self.net.backbone.parameters()}
+            backbone = [p for p in trainable if id(p) in mine]
+            groups = [
+                {"params": backbone, "lr": self.hparams.lr * scale, "lr_scale": scale},
+                {"params": [p for p in trainable if id(p) not in mine], "lr_scale": 1.0},
+            ]
+            groups[0]["name"], groups[1]["name"] = "backbone", "meta"  # lr-Adam/backbone, ...
+            optimizer = torch.optim.Adam([g for g in groups if g["params"]], lr=self.hparams.lr)
         max_steps = self.trainer.max_steps if self._trainer is not None else -1
         hp = self.hparams
         scheduler = schedules.build_scheduler(optimizer, hp.lr_schedule, hp.warmup_steps, max_steps)
@@ -489,7 +546,7 @@ class LEOModule(L.LightningModule):
         checkpoint's optimizer state here, before Lightning loads it from this same dict.
         Under a schedule the whole curve moves: the rate of this step scales with the base."""
         groups = [g for s in checkpoint.get("optimizer_states", []) for g in s["param_groups"]]
-        previous = {group.get("initial_lr", group["lr"]) for group in groups}
+        previous = {group.get("initial_lr", group["lr"]) / _scale(group) for group in groups}
         if previous and previous != {self.hparams.lr}:
             log.info(
                 "resuming with model.lr=%g (the checkpoint's optimizer had lr=%s)",
@@ -498,13 +555,39 @@ class LEOModule(L.LightningModule):
             )
         ratio = 1.0
         for group in groups:
+            base = self.hparams.lr * _scale(group)
             if "initial_lr" in group:  # set by a scheduler: the base of its curve
-                ratio = self.hparams.lr / group["initial_lr"]
-                group["lr"], group["initial_lr"] = group["lr"] * ratio, self.hparams.lr
+                ratio = base / group["initial_lr"]
+                group["lr"], group["initial_lr"] = group["lr"] * ratio, base
             else:
-                group["lr"] = self.hparams.lr
-        for state in checkpoint.get("lr_schedulers", []):  # one optimizer, one parameter group
-            schedules.rebase_scheduler_state(state, self.hparams.lr, ratio)
+                group["lr"] = base
+        bases = [self.hparams.lr * _scale(group) for group in groups]
+        for state in checkpoint.get("lr_schedulers", []):  # one optimizer
+            schedules.rebase_scheduler_state(state, bases, ratio)
+
+
+def _architecture_difference(
+    theirs: tuple, mine: tuple, their_state: Mapping[str, Tensor], my_state: Mapping[str, Tensor]
+) -> str | None:
+    """The first difference between two backbones, in words, or None. `theirs` and `mine`:
+    (class, input shape)."""
+    if theirs[0] != mine[0]:
+        return f"{theirs[0]}, not {mine[0]}"
+    if theirs[1] != mine[1]:
+        return f"examples of shape {theirs[1]}, not {mine[1]}"
+    for key in sorted(set(their_state) | set(my_state)):
+        if key not in their_state or key not in my_state:
+            return f"{key} only in {'this model' if key in my_state else 'the checkpoint'}"
+        a, b = list(their_state[key].shape), list(my_state[key].shape)
+        if a != b:
+            return f"{key} has shape {a} there, {b} here"
+    return None
+
+
+def _scale(group: dict) -> float:
+    """A parameter group's rate as a multiple of model.lr (checkpoints of 0.2.0 have one group,
+    at model.lr, and no `lr_scale`)."""
+    return float(group.get("lr_scale", 1.0))
 
 
 def add_finite_histogram(writer: Any, tag: str, values: Tensor, step: int) -> None:

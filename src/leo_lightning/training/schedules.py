@@ -55,12 +55,13 @@ def build_scheduler(
     return SequentialLR(optimizer, [warmup, cosine], milestones=[warmup_steps])
 
 
-def rebase_scheduler_state(state: dict[str, Any], lr: float, ratio: float) -> None:
+def rebase_scheduler_state(state: dict[str, Any], lrs: list[float], ratio: float) -> None:
     """A saved scheduler state (a SequentialLR's holds its parts' states) moved to the base
-    rate `lr`: its base rates become `lr`, the rates it last set are scaled by `ratio`."""
+    rates `lrs` (one per parameter group): its base rates become them, the rates it last set are
+    scaled by `ratio`."""
     if "base_lrs" in state:
-        state["base_lrs"] = [lr for _ in state["base_lrs"]]
+        state["base_lrs"] = list(lrs)
     if "_last_lr" in state:
         state["_last_lr"] = [value * ratio for value in state["_last_lr"]]
     for part in state.get("_schedulers", []):
-        rebase_scheduler_state(part, lr, ratio)
+        rebase_scheduler_state(part, lrs, ratio)

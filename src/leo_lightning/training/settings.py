@@ -47,6 +47,19 @@ class LEOSettings(Declared):
     grad_clip_value: float = setting(0.1, "per-tensor clipping: each gradient value to +-this")
     grad_clip_norm: float = setting(0.1, "... then each gradient tensor's norm to this")
     max_consecutive_skips: int = setting(25, "non-finite updates in a row before training stops")
+    backbone_init: Optional[str] = setting(
+        None,
+        "a leo-pretrain checkpoint whose backbone weights start meta-training (its "
+        "architecture must be model.backbone's); null: random initialisation",
+    )
+    backbone_freeze: bool = setting(
+        False,
+        "true: the backbone is not trained (its BatchNorm keeps its running statistics); on a "
+        "pretrained backbone, data=embeddings is the same model and much faster",
+    )
+    backbone_lr_scale: float = setting(
+        1.0, "the backbone's outer rate as a multiple of model.lr (fine-tuning a pretrained one)"
+    )
     channels_last: bool = setting(True, "backbone weights and input in channels-last layout")
     backbone_autocast: Optional[str] = setting(
         AUTO,
