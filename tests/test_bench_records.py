@@ -29,10 +29,10 @@ def test_without_a_second_step_nothing_is_recorded():
 
 def test_hparams_hold_every_overridden_key_and_the_fixed_ones():
     overrides = ["strategy=maml", "model.backbone.channels=8", "~callbacks.progress_bar"]
-    overrides += ["strategy.inner_lr=0.1", "hydra.job.chdir=false"]
+    overrides += ["strategy.sgd_lr=0.1", "hydra.job.chdir=false"]
     params = hparams(compose_train(*overrides[:-1]), overrides)
     assert params["strategy"] == "maml" and params["strategy._target_"] == "MAML"
-    assert params["model.backbone.channels"] == 8 and params["strategy.inner_lr"] == 0.1
+    assert params["model.backbone.channels"] == 8 and params["strategy.sgd_lr"] == 0.1
     assert params["model.latent_dim"] == 64  # a fixed key, not overridden
     assert not any(key.startswith(("hydra", "~", "callbacks")) for key in params)
 

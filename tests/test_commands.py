@@ -1,5 +1,6 @@
 """Packaging: the configs ship inside the package and `pip install .` gives the commands
-leo-train, leo-eval, leo-predict and leo-compare, which work from any directory."""
+leo-train, leo-eval, leo-predict, leo-compare, leo-pretrain and leo-embed, which work from any
+directory."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ COMMANDS = {
     "leo-eval": "leo_lightning.cli.eval:main",
     "leo-predict": "leo_lightning.cli.predict:main",
     "leo-compare": "leo_lightning.cli.compare:main",
+    "leo-pretrain": "leo_lightning.cli.pretrain:main",
+    "leo-embed": "leo_lightning.cli.embed:main",
 }
 
 
@@ -33,7 +36,7 @@ def test_the_package_reads_the_checkouts_conf_folder():
 
 
 @pytest.mark.slow
-def test_the_wheel_holds_every_config_and_the_four_commands(tmp_path):
+def test_the_wheel_holds_every_config_and_every_command(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
         + ["-w", str(tmp_path), str(ROOT)],

@@ -153,5 +153,5 @@ def test_help_lists_the_config_options_but_not_the_schemas(tmp_path):
     )
     assert "schema_" not in proc.stdout
     # every strategy's settings, written from its spec
-    assert "strategy.inner_lr (default 0.4; > 0): SGD rate" in proc.stdout
+    assert "strategy.sgd_lr (default 0.4; > 0): SGD rate" in proc.stdout
     assert "\nprotonet: Prototypical Networks" in proc.stdout

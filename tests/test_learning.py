@@ -48,15 +48,21 @@ def test_short_fit_on_glyphs_lifts_validation_accuracy_far_above_chance(tmp_path
     assert accuracy > 0.6, accuracy  # chance is 0.2
 
 
+MAML = "leo_lightning.strategies.MAML"
+
+
 @pytest.mark.parametrize(
     ("strategy", "overrides"),
     [
-        ({"_target_": "leo_lightning.strategies.MAML"}, {"inner_steps": 2, "finetune_steps": 0}),
+        ({"_target_": MAML, "sgd_steps": 2}, {"inner_steps": 0, "finetune_steps": 0}),
         (
-            {"_target_": "leo_lightning.strategies.MAML"},
-            {"inner_steps": 2, "finetune_steps": 0, "first_order": True},
+            {"_target_": MAML, "sgd_steps": 2, "first_order": True},
+            {"inner_steps": 0, "finetune_steps": 0},
         ),
-        ({"_target_": "leo_lightning.strategies.MetaSGD"}, {"inner_steps": 2, "finetune_steps": 0}),
+        (
+            {"_target_": "leo_lightning.strategies.MetaSGD", "sgd_steps": 2},
+            {"inner_steps": 0, "finetune_steps": 0},
+        ),
         (
             {"_target_": "leo_lightning.strategies.ProtoNet"},
             {"inner_steps": 0, "finetune_steps": 0},

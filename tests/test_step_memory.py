@@ -25,8 +25,8 @@ def test_maml_with_a_thousand_steps_through_the_backbone_is_refused_naming_the_s
     tmp_path, monkeypatch
 ):
     monkeypatch.setattr(memory, "available_bytes", lambda device: 8 * 2**30)
-    with pytest.raises(ll.ConfigError, match=r"about 4\d\.\d GiB.*lower model.inner_steps=1000"):
-        ll.train(overrides(tmp_path, "strategy=maml", "model.inner_steps=1000"))
+    with pytest.raises(ll.ConfigError, match=r"about 4\d\.\d GiB.*lower strategy.sgd_steps=1000"):
+        ll.train(overrides(tmp_path, "strategy=maml", "strategy.sgd_steps=1000"))
     assert not (tmp_path / "data").exists()  # refused before the data was prepared
 
 

@@ -64,8 +64,8 @@ def hand_computed_query_logits(a, c, episode: Episode, lr: float, first_order: b
 
 @pytest.mark.parametrize("first_order", [False, True], ids=["maml", "fomaml"])
 def test_maml_one_inner_step_and_its_meta_gradient_match_the_hand_computed_update(first_order):
-    net, episode = toy_net(first_order).train(), toy_episode()
-    strategy = MAML(ModelDims(FEATURES, 2, 0.0), inner_lr=0.7)
+    net, episode = toy_net().train(), toy_episode()
+    strategy = MAML(ModelDims(FEATURES, 2, 0.0), sgd_steps=1, sgd_lr=0.7, first_order=first_order)
     logits = strategy(net, episode).query_logits[0]
     a, c = net.backbone.weight, net.backbone.bias
     expected = hand_computed_query_logits(a, c, episode, 0.7, first_order)
@@ -80,8 +80,9 @@ def test_maml_one_inner_step_and_its_meta_gradient_match_the_hand_computed_updat
 def test_second_order_and_first_order_meta_gradients_differ():
     grads = []
     for first_order in (False, True):
-        net, episode = toy_net(first_order).train(), toy_episode()
-        logits = MAML(ModelDims(FEATURES, 2, 0.0), inner_lr=0.7)(net, episode).query_logits[0]
+        net, episode = toy_net().train(), toy_episode()
+        maml = MAML(ModelDims(FEATURES, 2, 0.0), sgd_steps=1, sgd_lr=0.7, first_order=first_order)
+        logits = maml(net, episode).query_logits[0]
         loss = F.cross_entropy(logits, episode.query_y[0])
         grads.append(torch.autograd.grad(loss, net.backbone.weight)[0])
     assert not torch.allclose(*grads)
@@ -89,16 +90,15 @@ def test_second_order_and_first_order_meta_gradients_differ():
 
 def test_maml_steps_after_the_first_adapt_the_backbone_and_lower_the_support_loss():
     net = toy_net()
-    net.inner_steps = 4
-    out = MAML(ModelDims(FEATURES, 2, 0.0), inner_lr=0.7)(net.eval(), toy_episode())
+    out = MAML(ModelDims(FEATURES, 2, 0.0), sgd_steps=4, sgd_lr=0.7)(net.eval(), toy_episode())
     losses = [float(loss) for loss in out.support_losses]
     assert len(losses) == 4 and losses[-1] < losses[0]
     assert losses[0] == pytest.approx(torch.log(torch.tensor(float(N))).item())  # zero head
 
 
-def head_only(dims: ModelDims, inner_lr: float) -> MetaSGD:
+def head_only(dims: ModelDims, steps: int, lr: float) -> MetaSGD:
     """MAML that adapts the head alone: Meta-SGD with every backbone rate at zero."""
-    strategy = MetaSGD(dims, inner_lr=inner_lr)
+    strategy = MetaSGD(dims, sgd_steps=steps, sgd_lr=lr)
     with torch.no_grad():
         for name, rate in strategy.learned_rates.items():
             if name.startswith("backbone"):
@@ -112,12 +112,11 @@ def test_maml_adapts_the_backbone_from_its_second_step_on(steps):
     weights); from the second step the backbone moves too, so MAML parts from a head-only
     adaptation there, and only there."""
     net, episode = toy_net().eval(), toy_episode()
-    net.inner_steps = steps
     dims = ModelDims(
         FEATURES, 2, 0.0, tuple((n, tuple(p.shape)) for n, p in net.backbone.named_parameters())
     )
-    maml = MAML(dims, inner_lr=0.7)(net, episode).query_logits
-    head = head_only(dims, inner_lr=0.7)(net, episode).query_logits
+    maml = MAML(dims, sgd_steps=steps, sgd_lr=0.7)(net, episode).query_logits
+    head = head_only(dims, steps, lr=0.7)(net, episode).query_logits
     assert torch.allclose(maml, head) == (steps == 1)
 
 
@@ -128,7 +127,7 @@ def test_inner_steps_leave_the_parameters_grads_untouched():
 
 
 def test_meta_sgd_learns_one_rate_per_parameter_value_and_per_head_feature():
-    module = tiny_module(strategy={"_target_": "leo_lightning.strategies.MetaSGD", "inner_lr": 0.3})
+    module = tiny_module(strategy={"_target_": "leo_lightning.strategies.MetaSGD", "sgd_lr": 0.3})
     rates = module.strategy.learned_rates
     for name, p in module.net.backbone.named_parameters():
         assert rates["backbone__" + name.replace(".", "__")].shape == p.shape
@@ -142,12 +141,12 @@ def test_meta_sgd_learns_one_rate_per_parameter_value_and_per_head_feature():
 def test_meta_sgd_with_every_rate_equal_is_maml():
     """Over 3 steps, where the backbone's rates matter (a first step moves only the head)."""
     net, episode = toy_net().train(), toy_episode()
-    net.inner_steps = 3
     dims = ModelDims(
         FEATURES, 2, 0.0, tuple((n, tuple(p.shape)) for n, p in net.backbone.named_parameters())
     )
-    maml = MAML(dims, inner_lr=0.7)(net, episode).query_logits
-    torch.testing.assert_close(MetaSGD(dims, inner_lr=0.7)(net, episode).query_logits, maml)
+    maml = MAML(dims, sgd_steps=3, sgd_lr=0.7)(net, episode).query_logits
+    meta_sgd = MetaSGD(dims, sgd_steps=3, sgd_lr=0.7)(net, episode).query_logits
+    torch.testing.assert_close(meta_sgd, maml)
 
 
 def test_protonet_logits_are_negative_squared_distances_to_the_class_means():

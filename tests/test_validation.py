@@ -125,9 +125,9 @@ def test_every_rule_key_exists_in_the_default_config_or_the_strategy_it_belongs_
             ["strategy=amortized_pure", "model.finetune_steps=2"],
             "model.finetune_steps=2: must be 0",
         ),
-        (["strategy=maml", "model.inner_steps=0"], "model.inner_steps=0: must be >= 1"),
+        (["strategy=maml", "strategy.sgd_steps=0"], "strategy.sgd_steps=0: must be >= 1"),
         (["strategy=meta_sgd", "model.finetune_steps=1"], "model.finetune_steps=1: must be 0"),
-        (["strategy=maml", "strategy.inner_lr=0"], "strategy.inner_lr=0.0: must be > 0"),
+        (["strategy=maml", "strategy.sgd_lr=0"], "strategy.sgd_lr=0.0: must be > 0"),
         (["strategy=maml", "strategy.batch_norm=sometimes"], "strategy.batch_norm='sometimes'"),
         (
             ["strategy=universal", "strategy.batch_norm=support"],

@@ -7,6 +7,7 @@ Keys that hold a `_target_` are typed here too; only truly open-ended nodes are 
 
 from __future__ import annotations
 
+import collections.abc
 import inspect
 import types
 import typing
@@ -19,6 +20,10 @@ from omegaconf import MISSING
 from leo_lightning.config.settings_help import register_help_resolver
 from leo_lightning.data.augment import AffineSettings
 from leo_lightning.data.embeddings import EmbeddingSource
+from leo_lightning.data.folder import FolderSource
+from leo_lightning.data.glyphs import GlyphSource
+from leo_lightning.data.leo_embeddings import LEOEmbeddingSource
+from leo_lightning.data.omniglot import OmniglotSource
 from leo_lightning.data.settings import EpisodeSettings
 from leo_lightning.declared import setting
 from leo_lightning.strategies.catalog import built_in
@@ -48,103 +53,55 @@ class AffineAugmentSchema(AffineSettings):
     _target_: str = "leo_lightning.data.augment.RandomAffine"
 
 
-@dataclass
-class GlyphSourceSchema:
-    _target_: str = "leo_lightning.data.glyphs.GlyphSource"
-    root: str = MISSING
-    image_size: int = 28
-    seed: int = 0
-    train_classes: int = 3000
-    val_classes: int = 300
-    test_classes: int = 300
-    examples_per_class: int = 20
-
-
-@dataclass
-class GlyphsDataSchema(DataSchema):
-    source: GlyphSourceSchema = field(default_factory=GlyphSourceSchema)
-
-
-@dataclass
-class OmniglotSourceSchema:
-    _target_: str = "leo_lightning.data.omniglot.OmniglotSource"
-    root: str = MISSING
-    cache_dir: Optional[str] = None
-    image_size: int = 28
-    rotations: bool = True
-    split: str = "standard"
-    background: str = "full"
-    val_alphabets: list[str] = field(default_factory=list)
-    test_alphabets: list[str] = field(default_factory=list)
-    download: bool = False
-
-
-@dataclass
-class OmniglotDataSchema(DataSchema):
-    source: OmniglotSourceSchema = field(default_factory=OmniglotSourceSchema)
-
-
-@dataclass
-class FolderSourceSchema:
-    _target_: str = "leo_lightning.data.folder.FolderSource"
-    root: str = MISSING
-    cache_dir: Optional[str] = None
-    image_size: int = 84
-    channels: int = 3
-    split: str = "auto"
-    val_fraction: float = 0.16
-    test_fraction: float = 0.2
-    seed: int = 0
-    invert: bool = False
-
-
-@dataclass
-class FolderDataSchema(DataSchema):
-    source: FolderSourceSchema = field(default_factory=FolderSourceSchema)
-
-
-@dataclass
-class LEOEmbeddingSourceSchema:
-    _target_: str = "leo_lightning.data.leo_embeddings.LEOEmbeddingSource"
-    root: str = MISSING
-    dataset: str = "miniImageNet"
-    view: str = "center"
-
-
-@dataclass
-class LEOEmbeddingsDataSchema(DataSchema):
-    source: LEOEmbeddingSourceSchema = field(default_factory=LEOEmbeddingSourceSchema)
-
-
-def source_schema(source: type, name: str) -> type:
+def source_schema(source: type) -> type:
     """The schema of a data source's config, made from its class's signature, where each of its
     keys and defaults is written once: a key it does not take, or a value of the wrong type,
     fails at composition. A parameter without a default is required (MISSING)."""
     hints = typing.get_type_hints(source.__init__)
     fields = [("_target_", str, field(default=f"{source.__module__}.{source.__qualname__}"))]
     for parameter in list(inspect.signature(source.__init__).parameters.values())[1:]:
-        kind = _optional(hints.get(parameter.name, Any))
-        empty = parameter.default is inspect.Parameter.empty
-        default = MISSING if empty else parameter.default
-        fields.append((parameter.name, kind, field(default=default)))
-    return make_dataclass(name, fields)
+        kind = _config_type(hints.get(parameter.name, Any))
+        if parameter.default is inspect.Parameter.empty:
+            default = field(default=MISSING)
+        elif isinstance(parameter.default, tuple | list):  # a sequence: a list in a config
+            default = _field_default(list(parameter.default))
+        else:
+            default = field(default=parameter.default)
+        fields.append((parameter.name, kind, default))
+    return make_dataclass(f"{source.__name__}Schema", fields)
 
 
-def _optional(hint: Any) -> Any:
-    """`X | None` as typing.Optional[X], the spelling OmegaConf reads."""
+def _config_type(hint: Any) -> Any:
+    """A Python annotation as a type OmegaConf reads: `X | None` -> Optional[X]; a union with
+    str (`str | os.PathLike`) -> str, a config holds paths as strings; Sequence[X] -> list[X]."""
     args = typing.get_args(hint)
-    if isinstance(hint, types.UnionType) and type(None) in args:
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         rest = [a for a in args if a is not type(None)]
-        return Optional[rest[0]] if len(rest) == 1 else Any
+        kind = str if str in rest else (_config_type(rest[0]) if len(rest) == 1 else Any)
+        return Optional[kind] if type(None) in args else kind
+    if typing.get_origin(hint) in (list, tuple, collections.abc.Sequence):
+        return list[args[0]] if args else list[Any]
     return hint
 
 
-EmbeddingSourceSchema = source_schema(EmbeddingSource, "EmbeddingSourceSchema")
+def _data_schema(source: type) -> type:
+    """The data config of one source: the episode settings and that source's schema."""
+    schema = source_schema(source)
+    return make_dataclass(
+        f"{source.__name__}DataSchema",
+        [("source", schema, field(default_factory=schema))],
+        bases=(DataSchema,),
+    )
 
 
-@dataclass
-class EmbeddingsDataSchema(DataSchema):
-    source: EmbeddingSourceSchema = field(default_factory=EmbeddingSourceSchema)  # type: ignore[valid-type]
+# The data config of each source, by the name its YAML files give the schema (schema_<name>)
+SOURCES = {
+    "glyphs": GlyphSource,
+    "omniglot": OmniglotSource,
+    "folder": FolderSource,
+    "leo_embeddings": LEOEmbeddingSource,
+    "embeddings": EmbeddingSource,
+}
 
 
 @dataclass
@@ -167,6 +124,12 @@ def strategy_schema(strategy: type) -> type:
     fields = [
         (key, _field_type(setting.default), _field_default(setting.default))
         for key, setting in strategy.spec.settings.items()
+    ]
+    # an old spelling of a setting still composes; validation moves it (spec.MovedKey)
+    fields += [
+        (moved.old.removeprefix("strategy."), Optional[Any], field(default=None))
+        for moved in strategy.spec.moved
+        if moved.old.startswith("strategy.")
     ]
     return make_dataclass(f"{strategy.__name__}Schema", fields, bases=(StrategySchema,))
 
@@ -359,11 +322,8 @@ def register_configs() -> None:
     cs.store(name="schema_pretrain_run", node=PretrainRunSchema)
     cs.store(name="schema_pretrain", node=PretrainSchema)
     cs.store(name="schema_embed", node=EmbedSchema)
-    cs.store(name="schema_glyphs", node=GlyphsDataSchema)
-    cs.store(name="schema_omniglot", node=OmniglotDataSchema)
-    cs.store(name="schema_folder", node=FolderDataSchema)
-    cs.store(name="schema_leo_embeddings", node=LEOEmbeddingsDataSchema)
-    cs.store(name="schema_embeddings", node=EmbeddingsDataSchema)
+    for name, source in SOURCES.items():  # schema_glyphs, ... for conf/data/<name>.yaml
+        cs.store(name=f"schema_{name}", node=_data_schema(source))
     cs.store(name="schema_augment_none", node=NoAugmentSchema)
     cs.store(name="schema_augment_affine", node=AffineAugmentSchema)
     cs.store(name="schema_leo", node=LEOSchema)

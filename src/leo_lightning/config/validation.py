@@ -6,6 +6,7 @@ say: ranges and the rules that tie keys together. Every problem is reported, not
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 from collections.abc import Callable, Iterator
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import InterpolationValidationError
 
 from leo_lightning.data.augment import affine_problems
@@ -24,7 +25,10 @@ from leo_lightning.models.relation_rounds import RELATIONS
 from leo_lightning.models.switches import SWITCHES
 from leo_lightning.strategies.base import LATENT_BATCH_NORM_MODES
 from leo_lightning.strategies.catalog import strategy_class
+from leo_lightning.strategies.spec import move_keys
 from leo_lightning.training.schedules import SCHEDULES
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -136,9 +140,30 @@ def config_problems(cfg: DictConfig) -> list[str]:
 
 
 def validate(cfg: DictConfig) -> None:
+    """Move the old spellings of the chosen strategy's settings to their keys (a line each on
+    stderr, through the log), then refuse the config if any rule is broken."""
+    move_old_keys(cfg)
     problems = config_problems(cfg)
     if problems:
         raise ConfigError(problems)
+
+
+def move_old_keys(cfg: DictConfig) -> None:
+    """A strategy's settings that moved (spec.MovedKey: MAML's steps, rate and order were
+    `model.inner_steps`, `strategy.inner_lr`, `model.first_order` in 0.2.0) keep working under
+    their old names: the value goes to the new key, and a line says so."""
+    target = OmegaConf.select(cfg, "strategy._target_", default=None)
+    if not target:
+        return
+    try:
+        spec = strategy_class(str(target)).spec
+    except ValueError:
+        return  # said by _strategy_problems
+    if not spec.moved:
+        return
+    with read_write(cfg), open_dict(cfg):
+        for note in move_keys(spec, cfg):
+            log.warning(note)
 
 
 def _non_finite_problems(cfg: DictConfig) -> list[str]:
@@ -249,7 +274,7 @@ def _strategy_problems(cfg: DictConfig) -> list[str]:
         for key in ("model.inner_steps", "model.finetune_steps")
         if not rules[key].check(OmegaConf.select(cfg, key, default=0) or 0)
     )
-    switch_and_steps = spec.step_problems(model) + spec.switch_problems(model)
+    switch_and_steps = spec.step_problems(model) + spec.switch_problems(model, cfg.strategy)
     return problems + [p for p in switch_and_steps if not p.startswith(invalid)]
 
 

@@ -94,7 +94,8 @@ def read_job(job_dir: Path) -> JobResult:
         job=job_dir.name,
         overrides=parse_overrides(_read_yaml(job_dir / ".hydra" / "overrides.yaml", []) or []),
         strategy=target.rsplit(".", 1)[-1],
-        inner_steps=model.get("inner_steps"),
+        # the MAML family's steps are its own (strategy.sgd_steps); 0.2.0 kept them in model
+        inner_steps=config.get("strategy", {}).get("sgd_steps", model.get("inner_steps")),
         finetune_steps=model.get("finetune_steps"),
     )
     result.results = _read_results(job_dir / "results.json")

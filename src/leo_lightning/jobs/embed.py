@@ -29,7 +29,9 @@ from leo_lightning.data.sampling import episode_generator
 from leo_lightning.errors import ConfigError
 from leo_lightning.jobs.common import write_json
 from leo_lightning.jobs.stored_data import check_example_shape, stored_data_config
+from leo_lightning.models.batch_norm import has_batch_norm
 from leo_lightning.models.inputs import as_float
+from leo_lightning.strategies.base import BN_NONE, BN_RUNNING
 from leo_lightning.training.pretrainer import pretrained_backbone
 from leo_lightning.version import __version__
 
@@ -64,6 +66,8 @@ def embed(cfg: DictConfig) -> dict:
         "input_shape": list(input_shape),
         "data": OmegaConf.to_container(data, resolve=True),
         "views": int(cfg.views),
+        # the backbone runs in eval mode: its BatchNorm layers use their running statistics
+        "batch_norm": BN_RUNNING if has_batch_norm(backbone) else BN_NONE,
         "version": __version__,
     }
     out = run_dir / "embeddings"

@@ -107,7 +107,14 @@ def train(cfg: DictConfig) -> dict:
 
 
 # What results.json records of the pretraining behind data=embeddings (data/embeddings.py)
-FEATURE_RECORD = ("checkpoint", "checkpoint_sha256", "state_dict_sha256", "backbone", "views")
+FEATURE_RECORD = (
+    "checkpoint",
+    "checkpoint_sha256",
+    "state_dict_sha256",
+    "backbone",
+    "views",
+    "batch_norm",  # how the pretrained backbone normalised when it computed the features
+)
 
 
 # Always shown in the HParams tab, besides every model setting (the schema's) and the chosen

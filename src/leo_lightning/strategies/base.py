@@ -90,6 +90,12 @@ class Strategy(nn.Module, ABC):
         the running statistics gathered in meta-training (not transductive)."""
         return BN_RUNNING if has_batch_norm(net.backbone) else BN_NONE
 
+    def steps_through_backbone(self) -> int:
+        """How many times an adaptation runs the backbone again after its first pass, keeping
+        each graph in meta-training (MAML's family: once per SGD step); for the memory
+        estimate."""
+        return 0
+
     def regularized_weights(self) -> list[Tensor]:
         """Weight matrices of this strategy that take LEO's L2 penalty."""
         return []

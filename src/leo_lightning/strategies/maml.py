@@ -1,11 +1,16 @@
 """`maml`: every backbone and head parameter adapted by SGD on the support set (Finn et al., 2017).
 
 Each task starts from the meta-learned backbone and a zero linear head (N x F weights and N
-biases), takes `model.inner_steps` steps  theta <- theta - lr * grad L_support(theta)  on the mean
-support cross-entropy, and classifies its queries with the adapted parameters. The steps are
-functional (`torch.func.functional_call` over a dict of tensors) and differentiated with
-`torch.autograd.grad`, second order in meta-training unless `model.first_order` (FOMAML), so no
-inner-loop gradient ever lands in a parameter's `.grad`.
+biases), takes `strategy.sgd_steps` steps  theta <- theta - lr * grad L_support(theta)  on the
+mean support cross-entropy, and classifies its queries with the adapted parameters. The steps
+are functional (`torch.func.functional_call` over a dict of tensors) and differentiated with
+`torch.autograd.grad`, second order in meta-training unless `strategy.first_order` (FOMAML), so
+no inner-loop gradient ever lands in a parameter's `.grad`.
+
+Its step count, rate and order are its own settings (`strategy.sgd_steps`, `strategy.sgd_lr`,
+`strategy.first_order`), not LEO's latent-step settings under `model.*`; the spellings of 0.2.0
+(`model.inner_steps`, `strategy.inner_lr`, `model.first_order`) still work and are moved, with a
+line saying so (spec.MovedKey), in configs and in the checkpoints that stored them.
 
 Head: MAML's meta-learned head is N-specific, and any class-slot-specific start would break the
 exchangeability of the labels (they are permuted per task). A single learned vector shared by
@@ -30,6 +35,7 @@ LEO's rates). BatchNorm, `batch_norm=`
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -54,22 +60,34 @@ from leo_lightning.strategies.base import (
     TaskOutput,
     n_way_of,
 )
-from leo_lightning.strategies.spec import Setting, Steps, StrategySpec
+from leo_lightning.strategies.spec import NO_STEPS, MovedKey, Setting, StrategySpec
 
 BATCH_NORM_MODES = ("running", "batch", "support")
 HEAD = ("head.weight", "head.bias")
 
-SGD_STEPS = Steps(
-    "SGD steps",
-    min_inner=1,
-    why_min="its head starts at zero: without a step every class scores the same",
-    through_backbone=True,
+# Each SGD step runs the backbone again: memory grows with the steps (training/memory.py)
+SGD_STEPS_SPEC = replace(NO_STEPS, through_backbone=True)
+SGD_STEPS = Setting(
+    5,
+    "SGD steps per task, in meta-training and at test (>= 1: its head starts at zero, so "
+    "without a step every class scores the same)",
+    check=lambda v: 1 <= v <= 1000,
+    expected=">= 1 and <= 1000 (each step's graph is kept for the meta-gradient)",
 )
-INNER_LR = Setting(
+SGD_LR = Setting(
     0.4,
     "SGD rate of the inner steps (MAML's Omniglot value), every parameter",
     check=lambda v: v > 0,
     expected="> 0",
+)
+FIRST_ORDER = Setting(
+    False, "true: the outer gradient treats each inner gradient as a constant (FOMAML)"
+)
+# The spellings of 0.2.0, when MAML read LEO's step settings
+MOVED = (
+    MovedKey("model.inner_steps", "strategy.sgd_steps", unset=0),
+    MovedKey("model.first_order", "strategy.first_order", unset=False),
+    MovedKey("strategy.inner_lr", "strategy.sgd_lr"),
 )
 BATCH_NORM = Setting(
     "support",
@@ -87,26 +105,37 @@ class MAML(Strategy):
     spec = StrategySpec(
         name="maml",
         summary="MAML: every backbone parameter and a zero linear head adapted by SGD steps",
-        steps=SGD_STEPS,
+        steps=SGD_STEPS_SPEC,
         fitted_per_task="every backbone parameter and a zero linear head (N x F + N), by SGD steps",
         meta_learned="the backbone's initialisation (the head always starts at zero)",
-        settings={"inner_lr": INNER_LR, "batch_norm": BATCH_NORM},
+        settings={
+            "sgd_steps": SGD_STEPS,
+            "sgd_lr": SGD_LR,
+            "first_order": FIRST_ORDER,
+            "batch_norm": BATCH_NORM,
+        },
         why_not="it adapts the backbone and a linear head: no relation network, no LEO decoder, "
         "no learned latent or fine-tuning rates",
         fixed_batch_norm=TRAINED_BATCH_NORM,
         first_order_name="fomaml",
+        moved=MOVED,
     )
     uses_decoder = False
 
     def __init__(
         self,
         dims: ModelDims,
-        inner_lr: float = INNER_LR.default,
+        sgd_steps: int = SGD_STEPS.default,
+        sgd_lr: float = SGD_LR.default,
+        first_order: bool = FIRST_ORDER.default,
         batch_norm: str = BATCH_NORM.default,
     ):
         super().__init__()
-        self.check_settings(inner_lr=inner_lr, batch_norm=batch_norm)
-        self.inner_lr, self.batch_norm = inner_lr, batch_norm
+        self.check_settings(
+            sgd_steps=sgd_steps, sgd_lr=sgd_lr, first_order=first_order, batch_norm=batch_norm
+        )
+        self.sgd_steps, self.sgd_lr, self.first_order = sgd_steps, sgd_lr, first_order
+        self.batch_norm = batch_norm
 
     def forward(self, net: LEONet, episode: Episode) -> TaskOutput:
         n_way = n_way_of(episode)
@@ -144,12 +173,12 @@ class MAML(Strategy):
         support loss before each step. `network` runs the backbone's parameters."""
         params = self.initial_parameters(net, n_way, support_x.device)
         rates = self.rates(params)
-        keep_graph = net.training and not net.first_order
+        keep_graph = net.training and not self.first_order
         if not net.training:  # evaluation: no outer gradient, so no graph to the parameters
             params = {k: v.detach().requires_grad_() for k, v in params.items()}
             rates = {k: r.detach() if isinstance(r, Tensor) else r for k, r in rates.items()}
         losses = []
-        for _ in range(net.inner_steps):
+        for _ in range(self.sgd_steps):
             loss = F.cross_entropy(self.logits(net, network, params, support_x), support_y)
             grads = torch.autograd.grad(loss, list(params.values()), create_graph=keep_graph)
             params = {
@@ -182,7 +211,7 @@ class MAML(Strategy):
 
     def rates(self, params: dict[str, Tensor]) -> dict[str, Tensor | float]:
         """The inner learning rate of each parameter: one fixed rate for all in MAML."""
-        return dict.fromkeys(params, self.inner_lr)
+        return dict.fromkeys(params, self.sgd_lr)
 
     def logits(
         self, net: LEONet, network: nn.Module, params: dict[str, Tensor], x: Tensor
@@ -197,6 +226,9 @@ class MAML(Strategy):
                 x, backbone=lambda t: functional_call(network, backbone, (t,)), normalize=False
             )
         return features @ params["head.weight"].T + params["head.bias"]
+
+    def steps_through_backbone(self) -> int:
+        return self.sgd_steps
 
     def adapted_parameters(self, net: LEONet, n_way: int) -> int:
         """Every backbone parameter and the N x F + N head."""

@@ -57,6 +57,51 @@ class Steps:
     through_backbone: bool = False
 
 
+@dataclass(frozen=True)
+class MovedKey:
+    """A key a strategy once read under another name. `old` and `new` are dotted config keys
+    (`model.inner_steps` -> `strategy.sgd_steps`); `unset` is the value `old` holds when nobody
+    set it (what the strategy's YAML puts there, or None for an old `strategy.*` key)."""
+
+    old: str
+    new: str
+    unset: Any = None
+
+
+def move_keys(spec: StrategySpec, tree: Any, over_new: bool = True) -> list[str]:
+    """Move the values set under `spec`'s old key names to their new keys, in place, and say so
+    (one line each). `tree` is a run config or a checkpoint's hyper-parameters, any mapping
+    with `model` and `strategy` mappings (a DictConfig must be writable: open_dict). Old
+    `strategy.*` keys are removed; old `model.*` keys are set back to their `unset` value.
+    `over_new`: a value under the old name wins over one already under the new name (a
+    composed config, whose schema fills every new key with its default); else the new key's
+    value stays (a checkpoint that has the new key was written with it)."""
+    notes = []
+    for moved in spec.moved:
+        old_group, old_key = moved.old.split(".", 1)
+        new_group, new_key = moved.new.split(".", 1)
+        source, target = tree.get(old_group), tree.get(new_group)
+        if source is None or target is None or old_key not in source:
+            continue
+        value = source[old_key]
+        if old_group == "strategy":  # rebuilt without it (a structured config cannot delete)
+            tree[old_group] = {k: v for k, v in source.items() if k != old_key}
+        else:
+            source[old_key] = moved.unset
+        target = tree[new_group]
+        if value is None or value == moved.unset or (new_key in target and not over_new):
+            continue
+        declared = spec.settings.get(new_key) if new_group == "strategy" else None
+        if declared is not None and isinstance(declared.default, float) and type(value) is int:
+            value = float(value)  # as the schema would have typed it under its new name
+        target[new_key] = value
+        notes.append(
+            f"{moved.old}={value} is {moved.new} with strategy={spec.name}: using "
+            f"{moved.new}={value} (the old name still works)"
+        )
+    return notes
+
+
 LATENT_STEPS = Steps("latent steps", finetune=True)
 NO_STEPS = Steps(None)
 
@@ -80,23 +125,26 @@ class StrategySpec:
     # None: leo-eval may score it with either BatchNorm mode (batch_norm=running|batch), since
     # the mode only changes evaluation; else why its mode stays the one it was trained with.
     fixed_batch_norm: str | None = None
-    # The name it goes by with model.first_order=true, where that is a method of its own
+    # The name it goes by with strategy.first_order=true, where that is a method of its own
     first_order_name: str | None = None
+    # Keys it once read under other names (MovedKey): the old spelling still works
+    moved: tuple[MovedKey, ...] = ()
 
     def defaults(self) -> dict[str, Any]:
         return {key: setting.default for key, setting in self.settings.items()}
 
-    def display_name(self, model: Any) -> str:
-        if self.first_order_name and _get(model, "first_order", False):
-            return f"{self.first_order_name} ({self.name} with model.first_order=true)"
+    def display_name(self, settings: Any = None) -> str:
+        """Its name, or its first-order name where `settings` (its own) ask for first order."""
+        if self.first_order_name and _get(settings, "first_order", False):
+            return f"{self.first_order_name} ({self.name} with strategy.first_order=true)"
         return self.name
 
     def setting_problems(self, settings: Mapping[str, Any]) -> list[str]:
         """Unknown keys and values that break their rule, each named."""
         problems = []
         for key, value in settings.items():
-            if key.startswith("_"):  # _target_, _partial_, ...
-                continue
+            if key.startswith("_") or f"strategy.{key}" in {m.old for m in self.moved}:
+                continue  # _target_, _partial_, ...; an old name (validate moves its value)
             if key not in self.settings:
                 known = ", ".join(sorted(self.settings)) or "none"
                 problems.append(
@@ -112,8 +160,8 @@ class StrategySpec:
         finetune = _get(model, "finetune_steps", 0)
         if self.steps.inner is None:
             return [
-                f"model.{key}={value}: must be 0 with strategy={self.name}, which takes no "
-                "steps (strategy=amortized takes latent and fine-tuning steps)"
+                f"model.{key}={value}: must be 0 with strategy={self.name}, which takes none "
+                "of LEO's latent or fine-tuning steps (strategy=amortized takes them)"
                 for key, value in (("inner_steps", inner), ("finetune_steps", finetune))
                 if value
             ]
@@ -130,14 +178,14 @@ class StrategySpec:
             )
         return problems
 
-    def switch_problems(self, model: Any) -> list[str]:
+    def switch_problems(self, model: Any, settings: Any = None) -> list[str]:
         """Switches set away from LEO's default where they would have no effect: with this
         strategy, `decoder_experts` without `decoder=mixture`, per-step rates without a single
         step. `model`: the model's settings (a config node or a mapping), missing keys at
-        their defaults."""
+        their defaults; `settings`: the strategy's own, for its name."""
         values = {key: _get(model, key, default) for key, default in SWITCHES.items()}
         on = [key for key, default in SWITCHES.items() if values[key] != default]
-        name = self.display_name(model)
+        name = self.display_name(settings)
         problems = [
             f"model.{key}={values[key]!r}: has no effect with strategy={name} "
             f"({self.why_not}); leave it at {SWITCHES[key]!r}"

@@ -168,10 +168,10 @@ def activation_bytes_per_example(backbone: torch.nn.Module, input_shape: tuple[i
 def estimated_step_bytes(module, n_way: int, k_shot: int, n_query: int, tasks: int) -> dict:
     """A rough upper estimate of one meta-training step's memory, and its parts: the backbone's
     activations for every support and query example of the meta-batch, and, for strategies whose
-    inner steps run the backbone again (spec.steps.through_backbone), once more per step for
+    inner steps run the backbone again (Strategy.steps_through_backbone), once more per step for
     the support set. LEO's latent steps work on features and add little."""
     per_example = activation_bytes_per_example(module.net.backbone, module.net.input_shape)
-    steps = module.hparams.inner_steps if module.strategy.spec.steps.through_backbone else 0
+    steps = module.strategy.steps_through_backbone()
     examples = tasks * (
         n_way * (k_shot + n_query) + KEPT_PER_BACKBONE_STEP * n_way * k_shot * steps
     )
@@ -207,13 +207,13 @@ def step_memory_problem(module, data, device: torch.device) -> str | None:
         return None
     keys = "data.meta_batch_size, data.n_way, data.image_size"
     if estimate["steps_through_backbone"]:
-        keys = f"model.inner_steps={estimate['steps_through_backbone']}, {keys}"
+        keys = f"strategy.sgd_steps={estimate['steps_through_backbone']}, {keys}"
     return (
         f"one meta-training step would need about {estimate['bytes'] / 2**30:.1f} GiB (the "
         f"backbone keeps {estimate['per_example'] / 2**20:.2f} MiB per example, for "
         f"data.meta_batch_size={data.meta_batch_size} tasks"
         + (
-            f" and model.inner_steps={estimate['steps_through_backbone']} passes over each "
+            f" and strategy.sgd_steps={estimate['steps_through_backbone']} passes over each "
             "support set"
             if estimate["steps_through_backbone"]
             else ""

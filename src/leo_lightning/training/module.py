@@ -26,6 +26,8 @@ from leo_lightning.errors import ConfigError, TrainingDiverged
 from leo_lightning.models import precision
 from leo_lightning.models.leo import LEONet
 from leo_lightning.strategies.base import ModelDims, Strategy, TaskOutput
+from leo_lightning.strategies.catalog import strategy_class
+from leo_lightning.strategies.spec import move_keys
 from leo_lightning.training import dashboards, schedules
 from leo_lightning.training.checkpoints import (
     CHECKPOINT_KEY,
@@ -85,6 +87,7 @@ class LEOModule(L.LightningModule):
         self.automatic_optimization = False
         backbone, strategy = plain_config(backbone), plain_config(strategy)
         input_shape = list(input_shape)
+        strategy, settings = _with_moved_keys(strategy, settings)
         s = LEOSettings.from_mapping(settings)
         # Every setting is recorded (defaults too): a checkpoint rebuilds the same model
         self.save_hyperparameters(
@@ -122,7 +125,7 @@ class LEOModule(L.LightningModule):
         self.strategy: Strategy = instantiate(strategy, _partial_=True)(dims=dims)
         # A switch its strategy does not use is refused, not ignored (the commands say so
         # before any work; this covers a module built from Python).
-        problems = self.strategy.spec.switch_problems(self.hparams)
+        problems = self.strategy.spec.switch_problems(self.hparams, strategy)
         if problems:
             raise ConfigError(problems)
         if s.backbone_freeze:
@@ -564,6 +567,20 @@ class LEOModule(L.LightningModule):
         bases = [self.hparams.lr * _scale(group) for group in groups]
         for state in checkpoint.get("lr_schedulers", []):  # one optimizer
             schedules.rebase_scheduler_state(state, bases, ratio)
+
+
+def _with_moved_keys(strategy: dict, settings: dict) -> tuple[dict, dict]:
+    """The strategy's config and the model's settings with the strategy's old spellings moved
+    to their keys (spec.MovedKey): a checkpoint of 0.2.0 stored MAML's steps as
+    `inner_steps` among the model's settings, and its rate as the strategy's `inner_lr`."""
+    try:
+        spec = strategy_class(strategy["_target_"]).spec
+    except (KeyError, ValueError):
+        return strategy, settings  # instantiate says what is wrong with it
+    tree = {"strategy": dict(strategy), "model": dict(settings)}
+    for note in move_keys(spec, tree, over_new=False):
+        log.info(note)
+    return tree["strategy"], tree["model"]
 
 
 def _architecture_difference(
