@@ -58,13 +58,19 @@ FINETUNE_RECIPE = {
 QUIET = ["trainer.enable_progress_bar=false", "~callbacks.progress_bar"]
 
 
-def run(script: str, *overrides: str) -> float:
-    """Run scripts/<script> with the overrides; its wall-clock seconds."""
+def run(script: str, *overrides: str, check: bool = True) -> tuple[float, str | None]:
+    """Run scripts/<script> with the overrides: its wall-clock seconds, and its error message
+    if it failed (only with check=False; else a failure stops the benchmark)."""
     command = [sys.executable, str(ROOT / "scripts" / script), *overrides]
     progress(" ".join(command[1:]))
     started = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, check=True, stdout=sys.stderr)  # stdout: the JSON alone
-    return time.perf_counter() - started
+    # stdout: the JSON alone; the command's own output goes to stderr
+    proc = subprocess.run(command, cwd=ROOT, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+    sys.stderr.write(proc.stderr)
+    if proc.returncode and check:
+        raise SystemExit(f"{script} failed (exit {proc.returncode})")
+    error = proc.stderr.strip().splitlines()[-1] if proc.returncode else None
+    return time.perf_counter() - started, error
 
 
 def results(folder: Path) -> dict:
@@ -85,7 +91,7 @@ def main() -> None:
 
     pretrain_dir, embed_dir = out / "pretrain", out / "embed"
     if not args.skip_pretrain:
-        pretrain_seconds = run(
+        pretrain_seconds, _ = run(
             "pretrain.py",
             "experiment=omniglot_minimal_pretrain",
             seed,
@@ -94,7 +100,7 @@ def main() -> None:
             *QUIET,
         )
         best = results(pretrain_dir)["best_ckpt"]
-        embed_seconds = run(
+        embed_seconds, _ = run(
             "embed.py", f"ckpt_path={best}", f"hydra.run.dir={embed_dir}", "overwrite=true"
         )
         (out / "stage1.json").write_text(
@@ -114,7 +120,12 @@ def main() -> None:
                 overrides.append(f"model.backbone_init={pretrained['best_ckpt']}")
             else:
                 overrides.append(f"data.source.root={embed_dir / 'embeddings'}")
-            seconds = run("train.py", *overrides, "overwrite=true", *QUIET)
+            seconds, error = run("train.py", *overrides, "overwrite=true", *QUIET, check=False)
+            if error:  # e.g. training diverged: a result too, reported as such
+                failed = {"setting": setting, "row": row, "failed": error}
+                rows.append({**failed, "overrides": overrides})
+                progress(json.dumps(rows[-1]))
+                continue
             r = results(folder)
             rows.append(
                 {
