@@ -78,3 +78,12 @@ def test_a_file_of_another_kind_is_refused_naming_it(tmp_path):
     torch.save({"features": torch.zeros(2, 2)}, split_path(tmp_path, "val"))
     with pytest.raises(DataError, match=r"val.pt: not an embeddings file written by leo-embed"):
         EmbeddingSource(str(tmp_path)).load()
+
+
+def test_the_alphabets_of_the_embedded_classes_are_kept_for_within_alphabet_episodes(tmp_path):
+    features, labels = torch.randn(6, 3), torch.tensor([0, 1, 2, 0, 1, 2])
+    for split in ("train", "val", "test"):
+        groups = ["Greek", "Greek", "Latin"]
+        write_split(tmp_path, split, features, labels, ["a", "b", "c"], groups, PROVENANCE)
+    pool = EmbeddingSource(str(tmp_path)).load()["test"]
+    assert pool.group_names == ("Greek", "Latin") and pool.groups.tolist() == [0, 0, 1]

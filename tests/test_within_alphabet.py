@@ -139,8 +139,10 @@ def test_omniglot_has_the_key_off_by_default_and_other_sources_reject_it():
     problems = config_problems(compose_train("data.within_alphabet=true"))
     assert problems == [
         "data.within_alphabet=true: needs classes grouped by alphabet, which only data=omniglot "
-        "has (data.source is GlyphSource)"
+        "and data=embeddings of it have (data.source is GlyphSource)"
     ]
+    grouped = compose_train("data=embeddings", "data.source.root=x", "data.within_alphabet=true")
+    assert not [p for p in config_problems(grouped) if "within_alphabet" in p]
 
 
 def test_an_eval_config_leaves_the_check_to_the_checkpoints_data_source():

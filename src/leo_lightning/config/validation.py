@@ -358,12 +358,18 @@ def _within_alphabet_problems(cfg: DictConfig) -> list[str]:
     if not OmegaConf.select(cfg, "data.within_alphabet", default=False) or "model" not in cfg:
         return []
     source = str(OmegaConf.select(cfg, "data.source._target_", default="") or "")
-    if source.endswith(".OmniglotSource"):
+    if source.endswith(GROUPED_SOURCES):
         return []
     return [
         "data.within_alphabet=true: needs classes grouped by alphabet, which only data=omniglot "
-        f"has (data.source is {source.rsplit('.', 1)[-1] or 'not set'})"
+        "and data=embeddings of it have (data.source is "
+        f"{source.rsplit('.', 1)[-1] or 'not set'})"
     ]
+
+
+# The sources whose classes can be grouped by alphabet: Omniglot, and leo-embed's features,
+# which keep the groups of the data they were computed from (the DataModule checks they do)
+GROUPED_SOURCES = (".OmniglotSource", ".EmbeddingSource")
 
 
 class ValidateOnRunStart(Callback):

@@ -129,7 +129,8 @@ class ClassPool:
         if self.groups is None:
             raise DataError(
                 f"{key}=true draws each episode's classes from one group (alphabet), but split "
-                f"'{split}' has no groups: only data=omniglot groups its classes by alphabet"
+                f"'{split}' has no groups: only data=omniglot, and data=embeddings of it, group "
+                "their classes by alphabet"
             )
         sizes = self.group_sizes()
         if int(sizes.max()) < n_way:
