@@ -30,10 +30,20 @@ def fit(module, max_steps, callbacks=(), ckpt_path=None):
     return module
 
 
+class StopAt(L.Callback):
+    """An interruption: training of a 6-step run (its cosine is 6 steps long) stops here."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        trainer.should_stop = trainer.global_step >= self.step
+
+
 def test_a_resumed_pretraining_equals_an_uninterrupted_one(tmp_path):
     straight = fit(pretrainer(), 6)
     last = LastCheckpoint(str(tmp_path), every_n_steps=None, every_seconds=None)
-    fit(pretrainer(), 3, [last])
+    fit(pretrainer(), 6, [last, StopAt(3)])
     resumed = fit(pretrainer(), 6, [last], ckpt_path=last.path)
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-6), name
@@ -41,7 +51,9 @@ def test_a_resumed_pretraining_equals_an_uninterrupted_one(tmp_path):
 
 def test_the_checkpoint_rebuilds_the_trained_backbone(tmp_path):
     last = LastCheckpoint(str(tmp_path), every_n_steps=None, every_seconds=None)
-    module = fit(pretrainer(), 2, [last])
+    module = pretrainer()
+    module.run_config = {"data": {}}  # what leo-pretrain stores (read_checkpoint requires one)
+    fit(module, 2, [last])
     backbone, hparams, _ = pretrained_backbone(last.path)
     assert hparams["n_classes"] == 10 and hparams["input_shape"] == [1, 28, 28]
     for name, value in module.backbone.state_dict().items():
