@@ -42,7 +42,13 @@ CASES = {
     # meta-gradient only, never the inner-loop gradients. It needs a backbone to meta-learn (its
     # head starts at zero in every task); its BatchNorm uses each task's support statistics,
     # which the split between processes cannot change.
-    "maml": ["strategy=maml", "model.backbone.channels=4", "strategy.batch_norm=support"],
+    # Two SGD steps: the second is the first to move the backbone (the head starts at zero).
+    "maml": [
+        "strategy=maml",
+        "strategy.sgd_steps=2",
+        "model.backbone.channels=4",
+        "strategy.batch_norm=support",
+    ],
 }
 
 
