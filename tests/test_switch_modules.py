@@ -170,9 +170,27 @@ def test_mixture_orthogonality_is_the_mean_of_each_experts_penalty():
     torch.testing.assert_close(mixture.orthogonality_penalty(), torch.stack(each).mean())
 
 
-def test_mixture_needs_two_experts():
-    with pytest.raises(ValueError, match="model.decoder_experts=1: must be >= 2"):
-        MixtureDecoder(D, F_DIM, experts=1)
+def test_mixture_needs_an_expert():
+    with pytest.raises(ValueError, match="model.decoder_experts=0: must be >= 1"):
+        MixtureDecoder(D, F_DIM, experts=0)
+
+
+def test_a_mixture_of_one_expert_is_leos_decoder():
+    single, mixture = Decoder(D, F_DIM), MixtureDecoder(D, F_DIM, experts=1)
+    with torch.no_grad():
+        mixture.weight[0].copy_(single.linear.weight)
+    torch.testing.assert_close(mixture(latents()), single(latents()))
+
+
+@pytest.mark.parametrize("experts", [1, 2, 8])
+def test_a_mixture_starts_at_the_scale_of_one_decoder_whatever_its_experts(experts):
+    """The uniform average of E Glorot matrices had 1/sqrt(E) of one's scale."""
+    torch.manual_seed(0)
+    big = (64, 256)  # d, F: enough entries for a tight estimate of the std
+    glorot = float(Decoder(*big).linear.weight.detach().std())
+    mixture = MixtureDecoder(*big, experts=experts)
+    mixed = mixture.weight.detach().mean(0)  # the decoder every task gets (uniform gate)
+    assert float(mixed.std()) == pytest.approx(glorot, rel=0.05)
 
 
 # -- per-step rates ------------------------------------------------------------------------------

@@ -15,11 +15,15 @@ task-conditioned decoder, e comes from the codes themselves, so the call stays
 decoder(latents [B, N, d]) -> [B, N, 2F], the latent inner loop is unchanged, and relabelling
 the classes only permutes the output rows.
 
-Each W_e has LEO's Glorot init and its own orthogonality penalty; the penalty reported is the
-mean over the experts (so lambda2 means what it means for one decoder). W_gate starts at zero:
-every expert starts with weight 1/E and receives a gradient, and the gate learns to tell tasks
-apart. (The uniform average of E independent Glorot matrices has 1/sqrt(E) of their scale: the
-decoded weights start smaller than LEO's, and the std floor of the weight samples is unchanged.)
+Each W_e has its own orthogonality penalty; the penalty reported is the mean over the experts
+(so lambda2 means what it means for one decoder). W_gate starts at zero: every expert starts
+with weight 1/E and receives a gradient, and the gate learns to tell tasks apart.
+
+Init: the uniform average of E independent Glorot matrices has 1/sqrt(E) of their scale, so a
+mixture initialised like LEO's decoder started smaller than it, and an ablation of "the mixture"
+measured its initialisation too. Each expert is Glorot-initialised and scaled by sqrt(E): the
+mixed decoder W_b then starts at the scale of LEO's single decoder, whatever E (E = 1 is LEO's
+decoder itself; the config asks for E >= 2, since E = 1 is model.decoder=linear).
 """
 
 from __future__ import annotations
@@ -34,13 +38,14 @@ from leo_lightning.models.task_decoder import task_embedding
 class MixtureDecoder(nn.Module):
     def __init__(self, latent_dim: int, feature_dim: int, experts: int):
         super().__init__()
-        if experts < 2:
-            raise ValueError(f"model.decoder_experts={experts}: must be >= 2")
+        if experts < 1:
+            raise ValueError(f"model.decoder_experts={experts}: must be >= 1")
         # Stored as nn.Linear stores one decoder: [E, 2F, d], out x in.
         self.weight = nn.Parameter(torch.empty(experts, 2 * feature_dim, latent_dim))
         with torch.no_grad():
             for expert in self.weight:
                 nn.init.xavier_uniform_(expert)
+            self.weight.mul_(experts**0.5)  # the average of the E starts at one decoder's scale
         self.gate = nn.Linear(latent_dim, experts, bias=False)
         nn.init.zeros_(self.gate.weight)  # uniform gate at init
 
