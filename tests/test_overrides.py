@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from conftest import ROOT
 from helpers import run_script
@@ -50,6 +53,18 @@ def test_the_keys_come_from_the_chosen_options():
 )
 def test_other_command_lines_are_left_to_hydra(overrides):
     assert message(*[o for o in overrides if o != "-m"]) is None
+
+
+@pytest.mark.parametrize("command", ["train", "predict", "pretrain", "embed"])
+def test_hydras_shell_completion_is_not_read_as_overrides(command):
+    """`eval "$(leo-train -sc install=bash)"`: Hydra's own completion, not a key named install."""
+    code = (
+        f"import sys; sys.argv = ['leo-{command}', '-sc', 'install=bash']; "
+        f"from leo_lightning.cli.{command} import main; main()"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "complete" in proc.stdout and "no such key" not in proc.stderr
 
 
 def test_the_predict_config_is_checked_too():

@@ -26,6 +26,8 @@ def exit_on_unknown_keys(config_dir: Path, config_name: str, argv: Sequence[str]
     args, _ = get_args_parser().parse_known_args(sys.argv[1:] if argv is None else list(argv))
     if args.config_name or args.config_path or args.config_dir:
         return
+    if args.shell_completion:  # `-sc install=bash`: its words are Hydra's, not overrides
+        return
     message = unknown_key_message(config_dir, config_name, args.overrides)
     if message is not None:
         print(f"error: {message}", file=sys.stderr)
