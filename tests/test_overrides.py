@@ -67,6 +67,29 @@ def test_hydras_shell_completion_is_not_read_as_overrides(command):
     assert "complete" in proc.stdout and "no such key" not in proc.stderr
 
 
+def test_the_slurm_launcher_without_its_extra_says_what_to_install(monkeypatch, capsys):
+    import importlib.util
+
+    from leo_lightning.cli import overrides
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if "submitit" in name else real(name, *a),
+    )
+    with pytest.raises(SystemExit) as exit_:
+        overrides.exit_on_unknown_keys(ROOT / "conf", "train", ["-m", "hydra/launcher=slurm"])
+    assert exit_.value.code == 2
+    assert "pip install 'leo-lightning[slurm]'" in capsys.readouterr().err
+
+
+def test_the_slurm_launcher_with_its_extra_passes_the_check():
+    from leo_lightning.cli.overrides import missing_extra_message
+
+    assert missing_extra_message(["hydra/launcher=slurm"]) is None  # installed in dev
+
+
 def test_the_predict_config_is_checked_too():
     assert "did you mean support_dir?" in message("suport_dir=x", config="predict")
 

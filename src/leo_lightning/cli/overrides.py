@@ -3,6 +3,7 @@ before `@hydra.main` runs (config/unknown_keys.py says how the key is found)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -28,7 +29,26 @@ def exit_on_unknown_keys(config_dir: Path, config_name: str, argv: Sequence[str]
         return
     if args.shell_completion:  # `-sc install=bash`: its words are Hydra's, not overrides
         return
-    message = unknown_key_message(config_dir, config_name, args.overrides)
+    message = missing_extra_message(args.overrides) or unknown_key_message(
+        config_dir, config_name, args.overrides
+    )
     if message is not None:
         print(f"error: {message}", file=sys.stderr)
         sys.exit(UNKNOWN_KEY_EXIT_CODE)
+
+
+# Options that need an optional extra: the option, the module it needs, the extra
+EXTRAS = (("hydra/launcher=slurm", "hydra_plugins.hydra_submitit_launcher", "slurm"),)
+
+
+def missing_extra_message(overrides: Sequence[str]) -> str | None:
+    """An option whose optional dependency is not installed: say which extra to install (Hydra
+    would only say that its `submitit_slurm` config cannot be found)."""
+    for option, module, extra in EXTRAS:
+        if option in overrides and importlib.util.find_spec(module) is None:
+            return (
+                f"{option} needs the optional '{extra}' dependencies, which are not installed: "
+                f"pip install 'leo-lightning[{extra}]' (or pip install -e '.[{extra}]' in a "
+                "checkout)"
+            )
+    return None
