@@ -69,5 +69,7 @@ def evaluate(cfg: DictConfig) -> dict:
     results["batch_norm"] = module.strategy.batch_norm_mode(module.net)  # as train.py records it
     results["backbone_precision"] = precision.as_record(module.net.precision)
     results["version"] = __version__
-    write_json(Path(HydraConfig.get().runtime.output_dir) / "results.json", results)
+    written = Path(HydraConfig.get().runtime.output_dir) / "results.json"
+    write_json(written, results)
+    print(f"results written to {written}")
     return results
