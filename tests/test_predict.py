@@ -80,6 +80,28 @@ def test_undecodable_image_is_named(tmp_path, checkpoint):
     assert proc.returncode != 0 and "broken.png" in proc.stderr
 
 
+def test_a_query_folder_with_class_subfolders_is_scored_against_them(tmp_path, checkpoint):
+    write_folders(tmp_path, 3, 1)
+    for path in list((tmp_path / "query").glob("c*_*.png")):  # c<class>_<e>.png -> class_<c>/
+        label = f"class_{path.name[1]}"
+        (tmp_path / "query" / label).mkdir(exist_ok=True)
+        path.rename(tmp_path / "query" / label / path.name)
+    proc = predict(tmp_path, checkpoint)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = read_predictions(tmp_path)
+    assert len(rows) == 9 and {r["true"] for r in rows} == {"class_0", "class_1", "class_2"}
+    assert rows[0]["file"] == "class_0/c0_1.png"
+    assert "accuracy on the 9 labelled queries:" in proc.stdout
+
+
+def test_a_query_class_that_the_support_lacks_is_named(tmp_path, checkpoint):
+    write_folders(tmp_path, 3, 1)
+    (tmp_path / "query" / "class_9").mkdir()
+    (tmp_path / "query" / "c0_1.png").rename(tmp_path / "query" / "class_9" / "x.png")
+    proc = predict(tmp_path, checkpoint)
+    assert proc.returncode == 2 and "'class_9' are not classes of support_dir" in proc.stderr
+
+
 def test_missing_query_folder_is_named(tmp_path, checkpoint):
     write_folders(tmp_path, 5, 1)
     proc = predict(tmp_path, checkpoint, f"query_dir={tmp_path / 'nowhere'}")

@@ -40,6 +40,25 @@ def support_classes(support_dir: Path) -> dict[str, list[Path]]:
     return {folder.name: images_in(folder, "class folder") for folder in folders}
 
 
+def query_images(query_dir: Path) -> list[tuple[Path, str | None]]:
+    """The images to classify, each with its true class if the folder says it: the images in
+    `query_dir` itself (no label) and those in its subfolders (labelled by the subfolder's
+    name, as in the support folder: `query/<class>/<image>`)."""
+    if not query_dir.is_dir():
+        raise DataError(f"query_dir={str(query_dir)!r} is not a directory")
+    flat = [p for p in query_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    queries: list[tuple[Path, str | None]] = [(p, None) for p in sorted(flat)]
+    for folder in sorted(p for p in query_dir.iterdir() if p.is_dir()):
+        if not folder.name.startswith("."):
+            queries += [(p, folder.name) for p in images_in(folder, "query class folder")]
+    if not queries:
+        raise DataError(
+            f"query_dir {query_dir} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}), "
+            "neither itself nor in class subfolders"
+        )
+    return queries
+
+
 def load_images(paths: list[Path], channels: int, size: int, invert: bool | None) -> torch.Tensor:
     """uint8 [n, C, size, size], bright ink on a dark background."""
     arrays = []

@@ -1,10 +1,12 @@
 """Few-shot classification of a user's own images with a trained checkpoint.
 
 The support folder holds one subfolder per class (its name is the label) with K >= 1 images;
-every image of the query folder is classified. Size and channels come from the checkpoint.
-Every dataset here is stored as bright ink on a dark background, so by default a grayscale
-image whose mean is above mid-grey (dark strokes on light paper) is inverted; `invert=true` or
-`invert=false` forces it. The decoder is per class, so any number of classes works.
+every image of the query folder is classified: the images in it, and those in class subfolders
+(`query/<class>/<image>`, the support folder's layout), whose true class is then known: the CSV
+gets a `true` column and the command prints the accuracy over them. Size and channels come from
+the checkpoint. Every dataset here is stored as bright ink on a dark background, so by default a
+grayscale image whose mean is above mid-grey (dark strokes on light paper) is inverted;
+`invert=true` or `invert=false` forces it. The decoder is per class, so any number of classes works.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from leo_lightning.data.episode import Episode
-from leo_lightning.data.user_images import images_in, load_images, support_classes
+from leo_lightning.data.user_images import load_images, query_images, support_classes
 from leo_lightning.errors import CheckpointError, DataError
 from leo_lightning.jobs.safe_text import spreadsheet_cell, without_control_characters
 from leo_lightning.training.checkpoints import read_checkpoint
@@ -41,11 +43,16 @@ def predict(cfg: DictConfig) -> list[dict]:
     channels, size = shape[0], shape[1]
     classes = support_classes(Path(cfg.support_dir))
     query_dir = Path(cfg.query_dir)
-    if not query_dir.is_dir():
-        raise DataError(f"query_dir={str(query_dir)!r} is not a directory")
-    queries = images_in(query_dir, "query_dir")
-
+    labelled = query_images(query_dir)
     names = list(classes)
+    unknown = sorted({label for _, label in labelled if label is not None} - set(names))
+    if unknown:
+        raise DataError(
+            f"query_dir={str(query_dir)!r}: class subfolder(s) {', '.join(map(repr, unknown))} "
+            f"are not classes of support_dir (its classes: {', '.join(names)})"
+        )
+    queries = [path for path, _ in labelled]
+
     support_paths = [p for name in names for p in classes[name]]
     support_y = torch.tensor([i for i, name in enumerate(names) for _ in classes[name]])
     episode = Episode(
@@ -58,8 +65,11 @@ def predict(cfg: DictConfig) -> list[dict]:
         probabilities = module(episode).query_logits[0].softmax(dim=-1)  # [n_query, N]
 
     rows = []
-    for path, probs in zip(queries, probabilities.tolist()):
-        row = {"file": path.name, "predicted": names[int(np.argmax(probs))]}
+    has_labels = any(label is not None for _, label in labelled)
+    for (path, label), probs in zip(labelled, probabilities.tolist()):
+        row = {"file": str(path.relative_to(query_dir)), "predicted": names[int(np.argmax(probs))]}
+        if has_labels:
+            row["true"] = label or ""
         row.update({f"p({name})": round(p, 4) for name, p in zip(names, probs)})
         rows.append(row)
     output = Path(HydraConfig.get().runtime.output_dir) / "predictions.csv"
@@ -74,6 +84,10 @@ def predict(cfg: DictConfig) -> list[dict]:
     for row, (file, predicted) in zip(rows, shown):
         best = row[f"p({row['predicted']})"]
         print(f"{file:<{width}}  {predicted}  ({best:.2f})")
+    scored = [row for row in rows if row.get("true")]
+    if scored:
+        correct = sum(row["predicted"] == row["true"] for row in scored)
+        print(f"accuracy on the {len(scored)} labelled queries: {correct / len(scored):.4f}")
     print(f"written to {output}")
     return rows
 
