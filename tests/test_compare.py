@@ -145,3 +145,24 @@ def test_the_table_shows_how_many_meta_steps_each_job_took_in_its_budget(tmp_pat
     header, _, row = compare(tmp_path).splitlines()[:3]
     cells = dict(zip(header.split(" | "), row.split(" | ")))
     assert cells["meta-steps"] == "1399"
+
+
+def test_the_command_says_where_it_wrote_the_table_and_the_plot(tmp_path, capsys):
+    from leo_lightning.cli.compare import main
+
+    fake_job(tmp_path, 0, "Amortized", 0, acc=0.9)
+    assert main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"written to {tmp_path / 'compare.md'} and {tmp_path / 'compare.png'}" in out
+
+
+def test_a_maml_jobs_steps_are_its_own_setting(tmp_path):
+    job = tmp_path / "0"
+    (job / ".hydra").mkdir(parents=True)
+    config = {
+        "strategy": {"_target_": "leo_lightning.strategies.MAML", "sgd_steps": 3},
+        "model": {"inner_steps": 0, "finetune_steps": 0},
+    }
+    (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["strategy=maml"]))
+    assert "| MAML | 3 + 0 |" in compare(tmp_path)

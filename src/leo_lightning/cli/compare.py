@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         print(compare(*args.multirun_dirs))
+        first = args.multirun_dirs[0]
+        print(f"written to {first / 'compare.md'} and {first / 'compare.png'}")
     except (FileNotFoundError, CompareError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
