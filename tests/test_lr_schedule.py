@@ -142,7 +142,7 @@ def test_the_configured_monitor_logs_the_rate_to_tensorboard(tmp_path):
     fit(module, max_steps=2, callbacks=[monitor], logger=logger, log_every_n_steps=1)
     events = EventAccumulator(str(tmp_path))
     events.Reload()
-    logged = [(e.step, e.value) for e in events.Scalars("lr-Adam")]
+    logged = [(e.step, e.value) for e in events.Scalars("train/lr")]
     assert logged == [(0, pytest.approx(LR / 2)), (1, pytest.approx(LR))]
 
 

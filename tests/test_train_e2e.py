@@ -135,7 +135,8 @@ def test_tensorboard_holds_hparams_with_real_metrics_and_rate_histograms(trained
         tags |= set(accumulator.Tags()["scalars"]) | set(accumulator.Tags()["histograms"])
         tags |= set(accumulator.Tags()["tensors"])
     assert {"train/loss", "train/query_acc", "val/acc", "test/acc"} <= tags
-    assert "train/support_loss/step_0" in tags and "rates/inner_lr" in tags
+    assert "train/support_loss/latent_0" in tags and "rates/inner_lr" in tags
+    assert "train/support_loss/finetune_0" in tags and "train/lr" in tags
     assert "hparams/best_val_acc" in tags and "hp_metric" not in tags
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import Callback, Checkpoint
-from lightning.pytorch.callbacks import LearningRateMonitor as LightningLearningRateMonitor
 from lightning.pytorch.trainer.states import TrainerFn
 
 from leo_lightning.errors import CheckpointError
@@ -156,19 +155,25 @@ class LastCheckpoint(Checkpoint):
         self._saved_in_this_fit = True
 
 
-class LearningRateMonitor(LightningLearningRateMonitor):
-    """Lightning's monitor of the outer learning rate (model.lr under model.lr_schedule), logged
-    as `lr-Adam`; it works under manual optimization, as it reads the optimizer's rate. Lightning's
-    fails a run that has no logger (e.g. `~logger.tensorboard`); this one does nothing there."""
+class LearningRateMonitor(Callback):
+    """The outer learning rate under `train/lr`, beside the other training curves (one curve per
+    named parameter group, `train/lr/backbone` and `train/lr/meta` with model.backbone_lr_scale),
+    read from the optimizer before each step, every trainer.log_every_n_steps steps. It works
+    under manual optimization and without a logger (then it does nothing). Lightning's own
+    monitor named the curve after the optimizer's class (`lr-Adam`), apart from the rest."""
 
-    def on_train_start(self, trainer: L.Trainer, *args, **kwargs) -> None:
-        if trainer.loggers:
-            super().on_train_start(trainer, *args, **kwargs)
+    def __init__(self, logging_interval: str = "step"):
+        if logging_interval != "step":
+            raise ValueError(f"logging_interval={logging_interval!r}: only 'step' is supported")
 
     def on_train_batch_start(self, trainer: L.Trainer, *args, **kwargs) -> None:
-        if trainer.loggers:
-            super().on_train_batch_start(trainer, *args, **kwargs)
-
-    def on_train_epoch_start(self, trainer: L.Trainer, *args, **kwargs) -> None:
-        if trainer.loggers:
-            super().on_train_epoch_start(trainer, *args, **kwargs)
+        step = trainer.global_step
+        if not trainer.loggers or step % max(trainer.log_every_n_steps, 1):
+            return
+        rates = {}
+        for optimizer in trainer.optimizers:
+            for group in optimizer.param_groups:
+                name = f"train/lr/{group['name']}" if "name" in group else "train/lr"
+                rates[name] = float(group["lr"])
+        for logger in trainer.loggers:
+            logger.log_metrics(rates, step=step)

@@ -42,9 +42,17 @@ class TaskOutput:
     kl: Tensor  # scalar; zero at evaluation or where there is no latent distribution
     encoder_penalty: Tensor  # scalar
     support_losses: list[Tensor] = field(default_factory=list)  # per-task support loss per step
+    # The loop and index of each step, e.g. latent_0, finetune_0 (the curves' names); empty:
+    # step_0, step_1, ...
+    support_loss_names: list[str] = field(default_factory=list)
     # The class codes before and after the latent steps, z0 and z [B, N, d], detached (for the
     # latent-norm dashboards); None for a strategy without latent codes.
     latents: tuple[Tensor, Tensor] | None = None
+
+
+def step_names(loop: str, losses: list) -> list[str]:
+    """`<loop>_0`, `<loop>_1`, ...: one curve per step of that loop."""
+    return [f"{loop}_{step}" for step in range(len(losses))]
 
 
 def n_way_of(episode: Episode) -> int:
@@ -173,6 +181,8 @@ class LatentStrategy(Strategy):
             kl=kl,
             encoder_penalty=encoder_penalty,
             support_losses=latent_losses + finetune_losses,
+            support_loss_names=step_names("latent", latent_losses)
+            + step_names("finetune", finetune_losses),
             latents=(z0.detach(), z.detach()),
         )
 

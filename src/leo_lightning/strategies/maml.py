@@ -59,6 +59,7 @@ from leo_lightning.strategies.base import (
     Strategy,
     TaskOutput,
     n_way_of,
+    step_names,
 )
 from leo_lightning.strategies.spec import NO_STEPS, MovedKey, Setting, StrategySpec
 
@@ -158,6 +159,7 @@ class MAML(Strategy):
             kl=zero,
             encoder_penalty=zero,
             support_losses=[torch.stack(step).mean() for step in zip(*losses)],
+            support_loss_names=step_names("sgd", losses[0]),
         )
 
     def adapt_and_classify(

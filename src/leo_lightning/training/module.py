@@ -376,8 +376,9 @@ class LEOModule(L.LightningModule):
         n_tasks = batch.query_y.shape[0]
         metrics = {f"train/{name}": value.detach() for name, value in terms.items()}
         metrics["train/skipped_steps"] = self.skipped_steps.float()
-        for step, loss in enumerate(out.support_losses):  # one curve per inner step index
-            metrics[f"train/support_loss/step_{step}"] = loss
+        names = out.support_loss_names or [f"step_{i}" for i in range(len(out.support_losses))]
+        for name, loss in zip(names, out.support_losses):  # one curve per step, by its loop
+            metrics[f"train/support_loss/{name}"] = loss
         self.log_dict(metrics, batch_size=n_tasks)
         query_acc = episode_accuracy(out.query_logits, batch.query_y).mean()
         self.log("train/query_acc", query_acc, prog_bar=True, batch_size=n_tasks)
@@ -399,7 +400,7 @@ class LEOModule(L.LightningModule):
                 {"params": backbone, "lr": self.hparams.lr * scale, "lr_scale": scale},
                 {"params": [p for p in trainable if id(p) not in mine], "lr_scale": 1.0},
             ]
-            groups[0]["name"], groups[1]["name"] = "backbone", "meta"  # lr-Adam/backbone, ...
+            groups[0]["name"], groups[1]["name"] = "backbone", "meta"  # train/lr/backbone, ...
             optimizer = torch.optim.Adam([g for g in groups if g["params"]], lr=self.hparams.lr)
         max_steps = self.trainer.max_steps if self._trainer is not None else -1
         hp = self.hparams
