@@ -138,6 +138,7 @@ def test_tensorboard_holds_hparams_with_real_metrics_and_rate_histograms(trained
     assert "train/support_loss/latent_0" in tags and "rates/inner_lr" in tags
     assert "train/support_loss/finetune_0" in tags and "train/lr" in tags
     assert "hparams/best_val_acc" in tags and "hp_metric" not in tags
+    assert "custom_scalars__config__" in tags  # the Custom Scalars tab's layout
 
 
 def test_the_resolved_backbone_precision_is_logged_once_and_recorded_everywhere(trained_run):

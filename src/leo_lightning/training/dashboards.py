@@ -198,3 +198,21 @@ def episode_title(
     correct = int((predicted.cpu() == query_y.cpu()).sum())
     shown = f" ({max_queries} per class shown)" if n_query > max_queries else ""
     return f"{name}\n{n_way}-way {k_shot}-shot: {correct}/{query_y.numel()} queries correct{shown}"
+
+
+# The Custom Scalars tab: the curves a run is judged by, each chart several curves at once
+# (TensorBoard's Scalars tab lists every tag alphabetically, one chart each). Tags are regexes.
+LAYOUT = {
+    "LEO": {
+        "accuracy: train queries and validation": ["Multiline", ["train/query_acc", "val/acc"]],
+        "meta-loss and its query term": ["Multiline", ["train/loss", "train/query_loss"]],
+        "support loss after each step": ["Multiline", [r"train/support_loss/.*"]],
+        "outer learning rate": ["Multiline", [r"train/lr.*"]],
+        "skipped (non-finite) updates": ["Multiline", ["train/skipped_steps"]],
+    }
+}
+
+
+def add_layout(writer) -> None:
+    """Give a TensorBoard writer the Custom Scalars layout (once per run, at the start)."""
+    writer.add_custom_scalars(LAYOUT)

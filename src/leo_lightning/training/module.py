@@ -228,6 +228,9 @@ class LEOModule(L.LightningModule):
                 f"{counts['strategy']:,}",
                 precision.as_record(self.net.precision)["name"] if self.net.precision else "fp32",
             )
+            for logger in self.loggers:
+                if isinstance(logger, TensorBoardLogger):
+                    dashboards.add_layout(logger.experiment)
 
     def _resolve_precision(self) -> None:
         """Decide `model.backbone_autocast=auto` once, on rank 0 for the device it trains on,
