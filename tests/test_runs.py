@@ -64,7 +64,7 @@ def test_evaluate_scores_the_checkpoint_on_the_same_test_episodes(run, tmp_path)
     results = ll.evaluate(trained["best_ckpt"], paths(tmp_path))
     assert results["test/acc"] == pytest.approx(trained["test/acc"])
     assert results["test/episodes"] == trained["test/episodes"]
-    assert list((tmp_path / "outputs").glob("runs/*/*/results.json"))
+    assert list((tmp_path / "outputs").glob("evals/*/*/results.json"))  # apart from the runs
 
 
 def test_a_bad_value_raises_config_error_before_any_folder_exists(tmp_path):
