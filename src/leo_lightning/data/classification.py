@@ -49,6 +49,7 @@ class ClassificationBatches(IterableDataset):
         self.rank, self.world_size, self.start_batch = rank, world_size, start_batch
         self.augment = augment
         self.rows, self.labels = examples_and_labels(pool)
+        self._shuffle: tuple[int, Tensor] | None = None  # (pass, its order of the rows)
         # Whole batches per pass for every rank: the tail of a shuffle is dropped, never padded.
         self.batches_per_pass = len(self.rows) // (batch_size * world_size)
         if self.batches_per_pass == 0:
@@ -60,9 +61,7 @@ class ClassificationBatches(IterableDataset):
     def batch(self, number: int) -> tuple[Tensor, Tensor]:
         """Batch `number` of this rank (0, 1, ...), the same for any worker count and on resume."""
         passed, position = divmod(number, self.batches_per_pass)
-        order = torch.randperm(
-            len(self.rows), generator=episode_generator(self.seed, "pretrain", passed)
-        )
+        order = self._order(passed)
         start = (position * self.world_size + self.rank) * self.batch_size
         picked = order[start : start + self.batch_size]
         images = self.pool.data[self.rows[picked]]
@@ -71,6 +70,13 @@ class ClassificationBatches(IterableDataset):
             key = f"pretrain-augment/{self.rank}"
             images = self.augment(images, episode_generator(self.seed, key, number))
         return images, self.labels[picked]
+
+    def _order(self, passed: int) -> Tensor:
+        """The shuffle of pass `passed`, drawn once per pass (not once per batch)."""
+        if self._shuffle is None or self._shuffle[0] != passed:
+            generator = episode_generator(self.seed, "pretrain", passed)
+            self._shuffle = (passed, torch.randperm(len(self.rows), generator=generator))
+        return self._shuffle[1]
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         info = get_worker_info()

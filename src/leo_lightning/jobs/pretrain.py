@@ -3,7 +3,7 @@
 The command around it is `leo-pretrain` (cli/pretrain.py, scripts/pretrain.py). The
 run folder is a training run's: `checkpoints/best-*.ckpt` (the best few-shot validation score
 of the embedding), `checkpoints/last.ckpt` (resumable with ckpt_path=last), TensorBoard events
-and `results.json`. Its checkpoints are what `leo-embed` and `model.backbone.init` read.
+and `results.json`. Its checkpoints are what `leo-embed` and `model.backbone_init` read.
 """
 
 from __future__ import annotations
@@ -19,12 +19,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from leo_lightning.data.datamodule import EpisodicDataModule
 from leo_lightning.data.pretrain_datamodule import PretrainDataModule
-from leo_lightning.errors import ConfigError
 from leo_lightning.jobs.common import build_trainer, write_json
 from leo_lightning.models import precision
 from leo_lightning.training.allocator import allocator_record
-from leo_lightning.training.checkpoints import check_checkpoint_folders, read_checkpoint
-from leo_lightning.training.pretrainer import KIND, Pretrainer
+from leo_lightning.training.checkpoints import check_checkpoint_folders
+from leo_lightning.training.pretrainer import KIND, Pretrainer, read_pretrain_checkpoint
 from leo_lightning.version import __version__
 
 log = logging.getLogger(__name__)
@@ -42,7 +41,7 @@ def pretrain(cfg: DictConfig) -> dict:
     trainer = build_trainer(cfg, **({"limit_val_batches": 0} if trainval else {}))
     check_checkpoint_folders(trainer.callbacks)
     if cfg.ckpt_path:  # fail now, not after the data is prepared
-        _check_resumable(cfg.ckpt_path)
+        read_pretrain_checkpoint(cfg.ckpt_path)
 
     datamodule.prepare_data()
     pool = datamodule.train_pool  # the training classes, and only those
@@ -94,17 +93,6 @@ def pretrain(cfg: DictConfig) -> dict:
             best or results["last_ckpt"],
         )
     return results
-
-
-def _check_resumable(ckpt_path: str) -> None:
-    stored = read_checkpoint(ckpt_path).get("leo_lightning", {})
-    if stored.get("kind") != KIND:
-        raise ConfigError(
-            [
-                f"ckpt_path={ckpt_path}: not a leo-pretrain checkpoint, so leo-pretrain cannot "
-                "resume it"
-            ]
-        )
 
 
 def _number(value) -> float | None:

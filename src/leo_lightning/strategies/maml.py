@@ -35,7 +35,6 @@ LEO's rates). BatchNorm, `batch_norm=`
 from __future__ import annotations
 
 import contextlib
-from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -66,8 +65,9 @@ from leo_lightning.strategies.spec import NO_STEPS, MovedKey, Setting, StrategyS
 BATCH_NORM_MODES = ("running", "batch", "support")
 HEAD = ("head.weight", "head.bias")
 
-# Each SGD step runs the backbone again: memory grows with the steps (training/memory.py)
-SGD_STEPS_SPEC = replace(NO_STEPS, through_backbone=True)
+# Its SGD steps are its own setting (strategy.sgd_steps), none of LEO's model.* step counts;
+# each runs the backbone again (Strategy.steps_through_backbone, for the memory estimate)
+SGD_STEPS_SPEC = NO_STEPS
 SGD_STEPS = Setting(
     5,
     "SGD steps per task, in meta-training and at test (>= 1: its head starts at zero, so "

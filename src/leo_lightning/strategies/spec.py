@@ -51,10 +51,6 @@ class Steps:
     finetune: bool = False
     min_inner: int = 0
     why_min: str = ""
-    # Each inner step runs the backbone again and meta-training keeps its graph, so a step's
-    # memory grows with model.inner_steps times the support set (MAML's family; not LEO's
-    # latent steps, which reuse one backbone pass): for the memory estimate (training/memory.py)
-    through_backbone: bool = False
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,7 @@ class LEOModule(L.LightningModule):
         self._shown_episode: tuple[Tensor, ...] | None = None  # one task and its predictions
 
     def _freeze_backbone(self) -> None:
-        if self.strategy.spec.steps.through_backbone:
+        if self.strategy.steps_through_backbone():
             raise ConfigError(
                 [
                     f"model.backbone_freeze=true: strategy={self.strategy.spec.name} adapts the "

@@ -27,6 +27,8 @@ from leo_lightning.data.episode import Episode
 from leo_lightning.errors import CheckpointError
 from leo_lightning.models import precision
 from leo_lightning.models.inputs import as_float, feature_dim
+from leo_lightning.strategies.base import n_way_of
+from leo_lightning.strategies.protonet import prototypes, squared_distances
 from leo_lightning.training.checkpoints import (
     CHECKPOINT_KEY,
     plain_config,
@@ -178,10 +180,20 @@ def nearest_centroid_logits(model: Pretrainer, episode: Episode) -> Tensor:
     features = F.normalize(model.features(both.flatten(0, 1)), dim=-1)
     features = features.view(*both.shape[:2], -1)
     support, query = features.split([n_support, both.shape[1] - n_support], dim=1)
-    n_way = int(episode.support_y.amax()) + 1
-    one_hot = F.one_hot(episode.support_y, n_way).to(support.dtype)  # [B, N*K, N]
-    centroids = one_hot.transpose(1, 2) @ support / one_hot.sum(1).unsqueeze(-1)  # [B, N, F]
-    return -torch.cdist(query, centroids).square()
+    centroids = prototypes(support, episode.support_y, n_way_of(episode))  # [B, N, F]
+    return -squared_distances(query, centroids)
+
+
+def read_pretrain_checkpoint(ckpt_path: str | Path) -> dict:
+    """The checkpoint, read safely (read_checkpoint) and refused unless leo-pretrain wrote it."""
+    checkpoint = read_checkpoint(ckpt_path)
+    if checkpoint[CHECKPOINT_KEY].get("kind") != KIND:
+        raise CheckpointError(
+            f"ckpt_path={str(ckpt_path)!r} is a leo-lightning checkpoint but not one written by "
+            "leo-pretrain (a meta-training checkpoint of leo-train?); pass the "
+            "checkpoints/last.ckpt or best-*.ckpt of a leo-pretrain run"
+        )
+    return checkpoint
 
 
 def pretrained_backbone(
@@ -191,14 +203,8 @@ def pretrained_backbone(
     with the checkpoint's hyper-parameters and stored record. Checked first: the file is a
     leo-lightning checkpoint, intact, written by `leo-pretrain`, and its backbone's class is one
     the configs name (nothing is built from a foreign `_target_`)."""
-    checkpoint = read_checkpoint(ckpt_path)
+    checkpoint = read_pretrain_checkpoint(ckpt_path)
     stored = checkpoint[CHECKPOINT_KEY]
-    if stored.get("kind") != KIND:
-        raise CheckpointError(
-            f"ckpt_path={str(ckpt_path)!r} is a leo-lightning checkpoint but not one written by "
-            "leo-pretrain (a meta-training checkpoint of leo-train?); pass the "
-            "checkpoints/last.ckpt or best-*.ckpt of a leo-pretrain run"
-        )
     hparams = checkpoint.get("hyper_parameters") or {}
     check_stored_targets(hparams.get("backbone"), "backbone", str(ckpt_path), config_dirs)
     backbone = instantiate(hparams["backbone"])
