@@ -1,7 +1,11 @@
 """With every optional switch at its default, LEO computes exactly what it computed before the
-switches existed: the logits of a tiny seeded model are pinned to values stored from commit
-6f19227 (tests/data/pinned_logits.json; `python tests/test_pinned_logits.py` rewrites them, which
-is only right when a change is meant to alter the numbers)."""
+switches existed: the logits of a tiny seeded model are pinned to stored values
+(tests/data/pinned_logits.json; `python tests/test_pinned_logits.py` rewrites them, which is only
+right when a change is meant to alter the numbers). The evaluation values are those of commit
+6f19227. The training values depend on the random stream, and were stored again when the inner
+loop began drawing its dropout masks four to a random number and each loop's weight noise in one
+call (the same distributions; tests/test_closed_form_inner_loop.py checks the arithmetic against
+the autograd formulation on the same random numbers)."""
 
 from __future__ import annotations
 

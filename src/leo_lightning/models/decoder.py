@@ -19,6 +19,12 @@ class Decoder(nn.Module):
     def forward(self, latents: Tensor) -> Tensor:  # [B, N, d] -> [B, N, 2F]
         return self.linear(latents)
 
+    def vjp(self, latents: Tensor, grad: Tensor) -> Tensor:
+        """grad [B, N, 2F] w.r.t. forward(latents) -> the gradient w.r.t. latents [B, N, d], as
+        differentiable tensor ops: the latent inner loop writes its gradient in closed form, so
+        meta-training differentiates it once instead of twice (models/leo.py)."""
+        return grad @ self.linear.weight
+
     def regularized_weights(self) -> list[Tensor]:
         """The weight matrices that take LEO's L2 penalty (lambda1)."""
         return [self.linear.weight]

@@ -36,12 +36,34 @@ def sample_gaussian(params: Tensor, sample: bool, std_offset: float = 0.0) -> tu
     return z, kl
 
 
-def draw_gaussian(params: Tensor, sample: bool, std_offset: float = 0.0) -> Tensor:
+def draw_gaussian(
+    params: Tensor, sample: bool, std_offset: float = 0.0, noise: Tensor | None = None
+) -> Tensor:
     """A reparameterised sample (the mean without sampling), without a KL: for the decoded
     classifier weights, whose KL the meta-loss does not use (decode runs once per inner step,
-    and computing it there was dead work). Draws the same numbers as sample_gaussian."""
+    and computing it there was dead work). Draws the same numbers as sample_gaussian, unless
+    `noise` (the standard normal eps [..., D]) is given."""
     mean, std = split_gaussian(params, std_offset)
-    return mean + std * torch.randn_like(mean) if sample else mean
+    if not sample:
+        return mean
+    return mean + std * (torch.randn_like(mean) if noise is None else noise)
+
+
+def draw_gaussian_vjp(
+    params: Tensor, noise: Tensor | None, std_offset: float, grad: Tensor
+) -> Tensor:
+    """The gradient w.r.t. params [..., 2D] of a loss whose gradient w.r.t. the sample
+    draw_gaussian(params, noise is not None, std_offset, noise) is `grad` [..., D].
+
+    sample = mean + max(exp(u) - 1 + offset, 1e-10) * eps, so d/dmean = 1 and
+    d/du = eps * exp(u) where the floor is not taken (torch's clamp_min passes the gradient at
+    the floor itself too); without noise the mean was drawn and u gets none. The inner loop
+    writes its gradient in closed form with this (models/leo.py)."""
+    if noise is None:
+        return torch.cat([grad, torch.zeros_like(grad)], dim=-1)
+    scale = params.chunk(2, dim=-1)[1].exp()
+    passed = (scale - 1.0 + std_offset) >= MIN_STD
+    return torch.cat([grad, grad * noise * scale * passed], dim=-1)
 
 
 def weight_std_offset(feature_dim: int, n_way: int) -> float:

@@ -26,16 +26,18 @@ from torch import Tensor, nn
 from leo_lightning.errors import CheckpointError
 from leo_lightning.models import precision
 from leo_lightning.models.decoder import Decoder
-from leo_lightning.models.distributions import draw_gaussian, weight_std_offset
+from leo_lightning.models.distributions import draw_gaussian, draw_gaussian_vjp, weight_std_offset
+from leo_lightning.models.dropout import FeatureDropout
 from leo_lightning.models.inputs import as_float, feature_dim
 from leo_lightning.models.mixture_decoder import MixtureDecoder
-from leo_lightning.models.shots import shot_weights
+from leo_lightning.models.support import SupportTargets, support_gradient
 from leo_lightning.models.task_decoder import TaskConditionedDecoder
 
 log = logging.getLogger(__name__)
 
-# `model.decoder`: every one maps class codes [B, N, d] -> Gaussian params [B, N, 2F], has an
-# orthogonality_penalty() and lists its regularized_weights().
+# `model.decoder`: every one maps class codes [B, N, d] -> Gaussian params [B, N, 2F], has a
+# vjp() for the latent steps' closed-form gradient, an orthogonality_penalty() and lists its
+# regularized_weights().
 DECODERS = ("linear", "task_conditioned", "mixture")
 
 
@@ -114,7 +116,7 @@ class LEONet(nn.Module):
         )
         self.inner_steps, self.finetune_steps = inner_steps, finetune_steps
         self.first_order = first_order
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = FeatureDropout(dropout)
         self.channels_last = channels_last
         self.backbone_autocast = backbone_autocast
         # Resolved for the device the backbone first runs on (LEOModule.setup does it for a
@@ -177,16 +179,6 @@ class LEONet(nn.Module):
         """Dot-product classifier: [B, M, F] x [B, N, F] -> [B, M, N], no bias, no norm."""
         return self.dropout(features) @ weights.transpose(1, 2)
 
-    def support_loss(
-        self, features: Tensor, labels: Tensor, weights: Tensor, example_weights: Tensor
-    ) -> Tensor:
-        """Cross-entropy summed over the support examples, each weighted by `example_weights`
-        [B, M] (`shot_weights`: every class counts the same; all 1 with equal shots), and over
-        the tasks, which are independent, so each task's code still receives its own gradient."""
-        logits = self.logits(features, weights)
-        losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none")
-        return (losses * example_weights.flatten()).sum()
-
     # -- adaptation --------------------------------------------------------------------------
 
     def adapt_latents(
@@ -197,49 +189,65 @@ class LEONet(nn.Module):
 
         The original keeps K tiled copies of each class code and averages their logits, so each
         copy receives 1/K of the gradient; one code per class with the rate divided by K is the
-        same update. With unequal shots K is the mean shot count and L_support weights every
-        class equally (`shot_weights`). Returns the adapted codes and the per-task support loss
-        at each step.
+        same update at evaluation (in meta-training the original samples weights per copy). With
+        unequal shots K is the mean shot count and L_support weights every class equally
+        (`shot_weights`). Returns the adapted codes and the per-task support loss at each step.
+
+        grad_z is the support gradient w.r.t. the sampled weights (`support_gradient`) carried
+        back through the sampling (`draw_gaussian_vjp`) and the decoder (`decoder.vjp`).
         """
-        return self._descend(
-            latents,
-            lambda z: self.decode(z),
-            self._rates("inner_lr", "inner_steps"),
-            self.inner_steps,
-            features,
-            labels,
+        steps = self.inner_steps
+        rate = self._rates("inner_lr", "inner_steps")
+        n_tasks, n_way = latents.shape[:2]
+        offset = weight_std_offset(self.feature_dim, n_way)
+        noise = (  # eps of every step's sampled weights, one draw: [S, B, N, F]
+            torch.randn(steps, n_tasks, n_way, self.feature_dim, device=latents.device)
+            if self.sampling and steps
+            else None
         )
+
+        def gradient(z: Tensor, step: int, inputs: Tensor, targets: SupportTargets):
+            params = self.decoder(z)  # [B, N, 2F]
+            eps = None if noise is None else noise[step]
+            weights = draw_gaussian(params, eps is not None, offset, eps)
+            loss, grad_weights = support_gradient(inputs, targets, weights)
+            grad_params = draw_gaussian_vjp(params, eps, offset, grad_weights)
+            return loss, self.decoder.vjp(z, grad_params)
+
+        return self._descend(latents, gradient, rate, steps, features, labels)
 
     def finetune(
         self, weights: Tensor, features: Tensor, labels: Tensor
     ) -> tuple[Tensor, list[Tensor]]:
         """w <- w - (eta / K) * grad_w L_support, `finetune_steps` times (same 1/K reasoning)."""
-        return self._descend(
-            weights,
-            lambda w: w,
-            self._rates("finetune_lr", "finetune_steps"),
-            self.finetune_steps,
-            features,
-            labels,
-        )
 
-    def _descend(self, state, to_weights, rate, steps, features, labels):
-        n_tasks, n_support = labels.shape
+        def gradient(w: Tensor, step: int, inputs: Tensor, targets: SupportTargets):
+            return support_gradient(inputs, targets, w)
+
+        rate = self._rates("finetune_lr", "finetune_steps")
+        return self._descend(weights, gradient, rate, self.finetune_steps, features, labels)
+
+    def _descend(self, state, gradient, rate, steps, features, labels):
+        """`steps` steps state <- state - (rate / K) * gradient, each on the support features
+        under a fresh dropout mask (all drawn at once).
+
+        The gradients are differentiable tensor ops, so meta-training differentiates through
+        the steps (second order) with one backward pass and no autograd call per step; with
+        `first_order` they are detached. At evaluation nothing is differentiated: the steps run
+        without a graph."""
         n_way = state.shape[-2]
-        example_weights = shot_weights(labels, n_way)  # [B, M], all 1 with equal shots
-        mean_shots = n_support / n_way  # K with equal shots
+        targets = SupportTargets.of(labels, n_way, features.dtype)
+        masks = self.dropout.masks((steps, *features.shape), features)  # [S, B, M, F] or None
         keep_graph = self.training and not self.first_order
-        if not self.training:  # evaluation: no outer gradient, so no graph to the parameters
-            state, rate = state.detach(), rate.detach()
         losses = []
-        for step in range(steps):
-            if not state.requires_grad:
-                state = state.requires_grad_()
-            loss = self.support_loss(features, labels, to_weights(state), example_weights)
-            (grad,) = torch.autograd.grad(loss, state, create_graph=keep_graph)
-            step_rate = rate[step] if rate.ndim == 2 else rate  # [d] or [F]
-            state = state - (step_rate / mean_shots) * grad
-            losses.append(loss.detach() / n_tasks)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.training):
+            for step in range(steps):
+                inputs = features if masks is None else features * masks[step]
+                loss, grad = gradient(state, step, inputs, targets)
+                grad = grad if keep_graph else grad.detach()
+                step_rate = rate[step] if rate.ndim == 2 else rate  # [d] or [F]
+                state = state - (step_rate / targets.mean_shots) * grad
+                losses.append(loss / labels.shape[0])
         return state, losses
 
     def _rates(self, name: str, steps_key: str) -> Tensor:

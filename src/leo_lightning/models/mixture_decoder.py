@@ -61,6 +61,17 @@ class MixtureDecoder(nn.Module):
         mixed = torch.einsum("be,eod->bod", self.gates(latents), self.weight)  # [B, 2F, d]
         return latents @ mixed.transpose(1, 2)
 
+    def vjp(self, latents: Tensor, grad: Tensor) -> Tensor:
+        """grad [B, N, 2F] -> [B, N, d]: through the task's mixed decoder W_b, and through the
+        gates g = softmax(W_gate e), whose task embedding e = mean_n z_n gives 1/N to each code."""
+        gates = self.gates(latents)  # [B, E]
+        mixed = torch.einsum("be,eod->bod", gates, self.weight)  # [B, 2F, d]
+        grad_mixed = grad.transpose(1, 2) @ latents  # [B, 2F, d]
+        grad_gates = torch.einsum("bod,eod->be", grad_mixed, self.weight)  # [B, E]
+        centred = grad_gates - (gates * grad_gates).sum(dim=-1, keepdim=True)
+        grad_embedding = (gates * centred) @ self.gate.weight  # softmax, then W_gate: [B, d]
+        return grad @ mixed + grad_embedding.unsqueeze(-2) / latents.shape[-2]
+
     def orthogonality_penalty(self) -> Tensor:
         """LEO's penalty for each expert (the d x d cosine matrix of its rows in W_e stored as
         d x 2F, see Decoder.orthogonality_penalty), averaged over the experts."""

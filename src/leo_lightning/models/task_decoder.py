@@ -19,6 +19,7 @@ Extra cost: O(N*d + d^2) per task.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from leo_lightning.models.decoder import Decoder
@@ -40,6 +41,16 @@ class TaskConditionedDecoder(Decoder):
     def forward(self, latents: Tensor) -> Tensor:  # [B, N, d] -> [B, N, 2F]
         gamma, beta = self.film(task_embedding(latents)).chunk(2, dim=-1)  # [B, 1, d] each
         return self.linear(latents * (1 + gamma) + beta)
+
+    def vjp(self, latents: Tensor, grad: Tensor) -> Tensor:
+        """grad [B, N, 2F] -> [B, N, d]: directly through z_n * (1 + gamma), and through the
+        task embedding e = mean_n z_n, on which gamma and beta depend (1/N to every code)."""
+        gamma, _ = self.film(task_embedding(latents)).chunk(2, dim=-1)  # [B, 1, d]
+        grad_modulated = grad @ self.linear.weight  # [B, N, d]
+        grad_gamma = (grad_modulated * latents).sum(dim=-2, keepdim=True)  # [B, 1, d]
+        grad_beta = grad_modulated.sum(dim=-2, keepdim=True)  # [B, 1, d]
+        grad_embedding = torch.cat([grad_gamma, grad_beta], dim=-1) @ self.film.weight  # [B, 1, d]
+        return grad_modulated * (1 + gamma) + grad_embedding / latents.shape[-2]
 
     def regularized_weights(self) -> list[Tensor]:
         return [self.linear.weight, self.film.weight]
