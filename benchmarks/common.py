@@ -60,6 +60,44 @@ def time_per_call(
     return median(times)
 
 
+def interleaved(
+    steps: dict[str, Callable[[], object]], device: torch.device, warmup: int, repeats: int
+) -> dict[str, dict[str, float]]:
+    """Each variant's median seconds per call and minor page faults per call, measured in
+    rounds of one call of every variant (the order alternating from round to round) after
+    `warmup` untimed calls of each: no variant is measured cold, or after the others only, or
+    while the allocator state of another one's history favours it."""
+    for fn in steps.values():
+        for _ in range(warmup):
+            fn()
+    seconds: dict[str, list[float]] = {name: [] for name in steps}
+    faults: dict[str, list[int]] = {name: [] for name in steps}
+    names = list(steps)
+    for round_ in range(repeats):
+        for name in names if round_ % 2 == 0 else reversed(names):
+            synchronize(device)
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            start = time.perf_counter()
+            steps[name]()
+            synchronize(device)
+            seconds[name].append(time.perf_counter() - start)
+            faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    return {
+        name: {"seconds": median(seconds[name]), "minor_faults": median(faults[name])}
+        for name in names
+    }
+
+
+def resident_mb() -> float:
+    """The process's resident set size now (Linux; its peak elsewhere)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def median(values: list[float]) -> float:
     """The middle value (the upper of the two middle ones for an even count)."""
     return sorted(values)[len(values) // 2]

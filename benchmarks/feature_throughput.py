@@ -1,7 +1,7 @@
 """LEO's own workload: the meta-training step on frozen 640-d features, as the paper runs it.
 
     python benchmarks/feature_throughput.py [--experiments miniimagenet_5w1s ...]
-        [--repeats 200] [--device cpu|cuda]
+        [--repeats 200] [--device cpu|cuda] [--compile [default|reduce-overhead]]
 
 Each experiment (default: the paper's four, miniImageNet and tieredImageNet at 5-way 1- and
 5-shot) is composed from its real config, exactly as `leo-train experiment=<name>` would build
@@ -10,11 +10,18 @@ and run on synthetic unit-norm features of the original files' size that this sc
 itself, so no data is needed. A step is the module's own `meta_update`: forward, meta-loss,
 backward, per-tensor clipping and the optimizer, under the subnormal flushing of a run.
 
-Printed beside each: steps/s, ms/step (median and 10th percentile over `--repeats` steps after
-warm-up), the step's floating-point work (torch's FLOP counter: matrix products, forward and
-backward) and its floor on this machine, that work at the rate of one large fp32 matrix
-product measured here. On CUDA also max_memory_allocated. One JSON document on stdout (machine,
-threads, precision, allocator setting, results); progress on stderr.
+Printed beside each: steps/s, ms/step (median over `--repeats` steps after warm-up), the step's
+floating-point work (torch's FLOP counter: matrix products, forward and backward) and its floor
+on this machine, that work at the rate of one large fp32 matrix product measured here. On CUDA
+also max_memory_allocated. One JSON document on stdout (machine, threads, precision, allocator
+setting, results); progress on stderr.
+
+`--compile MODE` adds the same model with `model.compile_inner_loops=MODE`: the inner loops'
+steps (both loops, given their dropout masks and weight noise) through torch.compile (Inductor;
+`reduce-overhead` adds CUDA graphs on a GPU). It reports the first step's time, the compilation
+included; eager and compiled steps are then timed interleaved in one process: the trial that
+decides whether to compile. The steps hold no autograd call (their gradients are closed-form
+tensor ops), so meta-training differentiates the compiled graph once.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from common import machine, median, progress, synchronize
+from common import interleaved, machine, progress, synchronize
 from hydra.utils import instantiate
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -42,9 +49,15 @@ EXPERIMENTS = (
 )
 
 
-def build(experiment: str, device: torch.device) -> tuple[LEOModule, dict]:
-    """The module `leo-train experiment=<name>` trains, and its episode shape."""
-    cfg = compose_config("train", [f"experiment={experiment}"], hydra=False)
+def build(
+    experiment: str, device: torch.device, compile_mode: str | None = None
+) -> tuple[LEOModule, dict]:
+    """The module `leo-train experiment=<name> [model.compile_inner_loops=<mode>]` trains, and
+    its episode shape."""
+    overrides = [f"experiment={experiment}"]
+    if compile_mode:
+        overrides.append(f"model.compile_inner_loops={compile_mode}")
+    cfg = compose_config("train", overrides, hydra=False)
     module = instantiate(cfg.model, strategy=cfg.strategy, _recursive_=False).to(device)
     data = cfg.data
     shape = {
@@ -94,49 +107,64 @@ def matmul_rate(device: torch.device, size: int = 1024, repeats: int = 20) -> fl
     return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
-def measure(experiment: str, args, rate: float) -> dict:
+def prepared_step(experiment: str, args, compile_mode: str | None) -> dict:
+    """The experiment's module, optimizer and episode, one step already taken (with a compile
+    mode, that step compiles), and the step as a function."""
     torch.manual_seed(0)
-    module, shape = build(experiment, args.device)
+    module, shape = build(experiment, args.device, compile_mode)
     optimizer = module.configure_optimizers()
     optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
     episode = synthetic_episode(shape, args.device)
-    flops = step_flops(module, episode, optimizer)
 
-    def step(i: int) -> None:
+    def step() -> None:
         with flushing_subnormals():
-            module.meta_update(episode, optimizer, batch_idx=i)
+            module.meta_update(episode, optimizer, batch_idx=0)
 
-    for i in range(args.warmup):
-        step(i)
+    start = time.perf_counter()
+    step()
+    return {
+        "module": module,
+        "shape": shape,
+        "step": step,
+        "first_step_s": time.perf_counter() - start,
+        "flops": step_flops(module, episode, optimizer),
+    }
+
+
+def measure(experiment: str, args, rate: float) -> list[dict]:
+    """One row per variant: eager, and compiled with --compile, measured interleaved."""
+    variants = {"eager": prepared_step(experiment, args, None)}
+    if args.compile:
+        variants[f"compiled ({args.compile})"] = prepared_step(experiment, args, args.compile)
     if args.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(args.device)
-    times = []
-    for i in range(args.repeats):
-        synchronize(args.device)
-        start = time.perf_counter()
-        step(i)
-        synchronize(args.device)
-        times.append(time.perf_counter() - start)
-    ms = 1000 * median(times)
-    row = {
-        "experiment": experiment,
-        **shape,
-        "inner_steps": module.hparams.inner_steps,
-        "finetune_steps": module.hparams.finetune_steps,
-        "steps_per_s": 1000 / ms,
-        "ms_per_step": ms,
-        "ms_per_step_p10": 1000 * sorted(times)[len(times) // 10],
-        "gflop_per_step": flops / 1e9,
-        "floor_ms_per_step": 1000 * flops / rate,
-        "skipped_steps": int(module.skipped_steps),
-    }
-    if args.device.type == "cuda":
-        row["max_memory_allocated_mb"] = torch.cuda.max_memory_allocated(args.device) / 2**20
-    progress(
-        f"{experiment}: {row['steps_per_s']:.1f} steps/s ({ms:.1f} ms; floor "
-        f"{row['floor_ms_per_step']:.2f} ms for {row['gflop_per_step']:.3f} GFLOP)"
-    )
-    return row
+    steps = {name: v["step"] for name, v in variants.items()}
+    timed = interleaved(steps, args.device, args.warmup, args.repeats)
+    rows = []
+    for name, variant in variants.items():
+        module, ms = variant["module"], 1000 * timed[name]["seconds"]
+        row = {
+            "experiment": experiment,
+            "variant": name,
+            **variant["shape"],
+            "inner_steps": module.hparams.inner_steps,
+            "finetune_steps": module.hparams.finetune_steps,
+            "steps_per_s": 1000 / ms,
+            "ms_per_step": ms,
+            "gflop_per_step": variant["flops"] / 1e9,
+            "floor_ms_per_step": 1000 * variant["flops"] / rate,
+            "first_step_s": variant["first_step_s"],
+            "skipped_steps": int(module.skipped_steps),
+        }
+        rows.append(row)
+        progress(
+            f"{experiment}, {name}: {row['steps_per_s']:.1f} steps/s ({ms:.1f} ms; floor "
+            f"{row['floor_ms_per_step']:.2f} ms for {row['gflop_per_step']:.3f} GFLOP; first "
+            f"step {row['first_step_s']:.1f} s)"
+        )
+    if args.device.type == "cuda":  # the variants together
+        rows[-1]["max_memory_allocated_mb"] = torch.cuda.max_memory_allocated(args.device) / 2**20
+    return rows
 
 
 def main() -> None:
@@ -145,6 +173,9 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument(
+        "--compile", nargs="?", const="default", choices=["default", "reduce-overhead"]
+    )
     args = parser.parse_args()
     args.device = torch.device(args.device)
     allocator = configure_allocator()  # as every entry point does
@@ -157,7 +188,7 @@ def main() -> None:
         "allocator": allocator,
         "settings": {**vars(args), "device": str(args.device)},
         "matmul_gflop_per_s": rate / 1e9,
-        "results": [measure(name, args, rate) for name in args.experiments],
+        "results": [row for name in args.experiments for row in measure(name, args, rate)],
     }
     print(json.dumps(results, indent=2))
 

@@ -3,11 +3,14 @@
     python benchmarks/throughput.py [--device cpu|cuda] [--quick] [--no-scaling]
         [--channels-last/--no-channels-last] [--autocast auto|bf16|fp16|none]
 
-Prints one JSON document (machine, settings, resolved backbone precision, results) and a
-readable summary; each measurement is reported on stderr as soon as it is taken. A LEO step is the
-whole outer update: backbone forward over support and query, encoder, relation network, latent
-and fine-tuning inner loops (second order), meta-loss, backward, per-tensor clipping, Adam.
-The backbone step is the same images through the same Conv4 with a plain cross-entropy head.
+Prints one JSON document (machine, threads, allocator setting, settings, resolved backbone
+precision, results) and a readable summary; each measurement is reported on stderr as soon as it
+is taken. A LEO step is the module's own outer update (`meta_update`): backbone forward over
+support and query, encoder, relation network, latent and fine-tuning inner loops (second order),
+meta-loss, backward, per-tensor clipping, Adam. The backbone step is the same images through the
+same Conv4 with a plain cross-entropy head. The two are measured interleaved, one step of each
+per round after both are warm, with the minor page faults of each step and the process's
+resident memory; their ratio is what LEO costs on top of training the backbone.
 """
 
 from __future__ import annotations
@@ -15,20 +18,24 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from common import (
+    interleaved,
     machine,
     peak_memory_mb,
     progress,
     random_episode,
     reset_peak_memory,
+    resident_mb,
     synchronize,
     time_per_call,
 )
 
 from leo_lightning.models.precision import as_record
+from leo_lightning.training.allocator import configure_allocator
 from leo_lightning.training.module import LEOModule
 
 DEFAULT = dict(n=5, k=1, q=15, b=4, size=28, inner=5, finetune=5)
@@ -49,20 +56,15 @@ def build(args, size: int, inner: int, finetune: int) -> LEOModule:
     return module
 
 
-def leo_step_seconds(args, n, k, q, b, size, inner, finetune) -> tuple[float, float]:
+def leo_step(args, n, k, q, b, size, inner, finetune) -> Callable[[], object]:
+    """One outer update of a run: the module's own meta_update on a random episode."""
     module = build(args, size, inner, finetune).train()
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
     episode = random_episode(b, n, k, q, size, args.device)
-
-    def step():
-        module.meta_update(episode, optimizer, batch_idx=0)  # a run's own outer update
-
-    reset_peak_memory(args.device)
-    seconds = time_per_call(step, args.device, args.warmup, args.repeats)
-    return seconds, peak_memory_mb(args.device)
+    return lambda: module.meta_update(episode, optimizer, batch_idx=0)
 
 
-def backbone_step_seconds(args, n, k, q, b, size) -> float:
+def backbone_step(args, n, k, q, b, size) -> Callable[[], object]:
     """Conv4 forward + backward + Adam over the same images, with a linear cross-entropy head."""
     module = build(args, size, 0, 0).train()
     net = module.net
@@ -79,7 +81,15 @@ def backbone_step_seconds(args, n, k, q, b, size) -> float:
         F.cross_entropy(logits, labels).backward()
         optimizer.step()
 
-    return time_per_call(step, args.device, args.warmup, args.repeats)
+    return step
+
+
+def leo_step_seconds(args, n, k, q, b, size, inner, finetune) -> tuple[float, float]:
+    """A LEO step alone (the scaling grid): median seconds after warm-up, and peak memory."""
+    step = leo_step(args, n, k, q, b, size, inner, finetune)
+    reset_peak_memory(args.device)
+    seconds = time_per_call(step, args.device, args.warmup, args.repeats)
+    return seconds, peak_memory_mb(args.device)
 
 
 def eval_episodes_per_second(args, episodes: int, batch: int = 8) -> float:
@@ -161,15 +171,38 @@ def main() -> None:
     torch.set_flush_denormal(True)  # as LEOModule.setup does for a run
 
     d = DEFAULT
-    results = {"machine": machine(), "settings": {**vars(args), "device": str(args.device), **d}}
-    leo, leo_mb = leo_step_seconds(args, **d)
+    allocator = configure_allocator()  # as every entry point does (LEO_ALLOCATOR=default: not)
+    results = {
+        "machine": machine(),
+        "threads": torch.get_num_threads(),
+        "allocator": allocator,
+        "settings": {**vars(args), "device": str(args.device), **d},
+    }
+    steps = {
+        "leo": leo_step(args, **d),
+        "backbone": backbone_step(args, d["n"], d["k"], d["q"], d["b"], d["size"]),
+    }
     results["backbone_precision"] = as_record(args.precision)
     progress(args.precision.describe())
-    results.update(leo_step_ms=1000 * leo, leo_tasks_per_s=d["b"] / leo, leo_peak_mb=leo_mb)
-    progress(f"LEO step {1000 * leo:.1f} ms ({d['b'] / leo:.1f} tasks/s), peak {leo_mb:.0f} MB")
-    backbone = backbone_step_seconds(args, d["n"], d["k"], d["q"], d["b"], d["size"])
-    results.update(backbone_step_ms=1000 * backbone, ratio_leo_to_backbone=leo / backbone)
-    progress(f"backbone step {1000 * backbone:.1f} ms, ratio {leo / backbone:.2f}")
+    timed = interleaved(steps, args.device, args.warmup, args.repeats)
+    leo, backbone = timed["leo"]["seconds"], timed["backbone"]["seconds"]
+    results.update(
+        leo_step_ms=1000 * leo,
+        leo_tasks_per_s=d["b"] / leo,
+        backbone_step_ms=1000 * backbone,
+        ratio_leo_to_backbone=leo / backbone,
+        leo_minor_faults_per_step=timed["leo"]["minor_faults"],
+        backbone_minor_faults_per_step=timed["backbone"]["minor_faults"],
+        resident_mb=resident_mb(),
+        peak_resident_mb=peak_memory_mb(torch.device("cpu")),
+    )
+    progress(
+        f"interleaved: LEO step {1000 * leo:.1f} ms ({d['b'] / leo:.1f} tasks/s, "
+        f"{timed['leo']['minor_faults']} page faults), backbone step {1000 * backbone:.1f} ms "
+        f"({timed['backbone']['minor_faults']} page faults), ratio {leo / backbone:.2f}"
+    )
+    if args.device.type == "cuda":
+        results["leo_and_backbone_peak_mb"] = peak_memory_mb(args.device)
     results["eval_episodes_per_s"] = eval_episodes_per_second(args, args.eval_episodes)
     progress(f"eval {results['eval_episodes_per_s']:.1f} episodes/s")
     results["relation_share_20w5s"] = relation_share(args, 20, 5)

@@ -173,6 +173,26 @@ def test_learning_rate_schedules_are_checked(overrides, expected):
     assert any(p.startswith(expected) for p in problems), problems
 
 
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["trainer.max_steps=-1"], "trainer.max_steps=-1: must be >= 1 with the pretraining's"),
+        (
+            ["trainer.max_steps=10", "pretrain.warmup_steps=10"],
+            "pretrain.warmup_steps=10: must be < trainer.max_steps=10",
+        ),
+    ],
+    ids=["unbounded", "warm-up as long as the run"],
+)
+def test_the_pretrainings_cosine_rate_needs_a_bounded_run(overrides, expected):
+    """Refused before any work, naming trainer.max_steps (it once failed inside the scheduler
+    after the data was loaded, naming model.lr_schedule, a key pretraining does not have)."""
+    from leo_lightning.config.compose import compose_config
+
+    problems = config_problems(compose_config("pretrain", overrides, hydra=False))
+    assert any(p.startswith(expected) for p in problems), problems
+
+
 def test_a_warmup_without_cosine_needs_no_step_budget():
     overrides = ["model.warmup_steps=50", "trainer.max_steps=-1", "trainer.max_time=00:00:10:00"]
     assert config_problems(compose_train(*overrides)) == []

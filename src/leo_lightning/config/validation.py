@@ -19,7 +19,7 @@ from omegaconf.errors import InterpolationValidationError
 
 from leo_lightning.data.augment import affine_problems
 from leo_lightning.errors import ConfigError
-from leo_lightning.models.leo import DECODERS
+from leo_lightning.models.leo import COMPILE_MODES, DECODERS
 from leo_lightning.models.precision import CHOICES as PRECISION_CHOICES
 from leo_lightning.models.relation_rounds import RELATIONS
 from leo_lightning.models.switches import SWITCHES
@@ -83,6 +83,11 @@ RULES = (
     Rule("model.grad_clip_value", _positive, "> 0"),
     Rule("model.grad_clip_norm", _positive, "> 0"),
     Rule("model.max_consecutive_skips", _at_least(1), ">= 1"),
+    Rule(
+        "model.compile_inner_loops",
+        lambda v: v in COMPILE_MODES,
+        "null, default or reduce-overhead",
+    ),
     Rule("model.lr_schedule", lambda v: v in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
     Rule("model.warmup_steps", _at_least(0), ">= 0"),
     Rule(
@@ -279,22 +284,24 @@ def _strategy_problems(cfg: DictConfig) -> list[str]:
 
 
 def _schedule_problems(cfg: DictConfig) -> list[str]:
-    """A cosine schedule is as long as the run, so the run needs a length in steps."""
-    if OmegaConf.select(cfg, "model.lr_schedule", default=None) != "cosine":
+    """A cosine schedule is as long as the run, so the run needs a length in steps: training's
+    with model.lr_schedule=cosine, pretraining's always (its rate is a cosine)."""
+    if OmegaConf.select(cfg, "pretrain", default=None) is not None:
+        schedule, warmup_key = "the pretraining's cosine rate", "pretrain.warmup_steps"
+    elif OmegaConf.select(cfg, "model.lr_schedule", default=None) == "cosine":
+        schedule, warmup_key = "model.lr_schedule=cosine", "model.warmup_steps"
+    else:
         return []
     max_steps = OmegaConf.select(cfg, "trainer.max_steps", default=None)
-    warmup = OmegaConf.select(cfg, "model.warmup_steps", default=0) or 0
+    warmup = OmegaConf.select(cfg, warmup_key, default=0) or 0
     if max_steps is None or max_steps < 1:
         return [
-            f"trainer.max_steps={max_steps}: must be >= 1 with model.lr_schedule=cosine, whose "
-            "curve ends at trainer.max_steps (with a trainer.max_time budget, set "
-            "trainer.max_steps to the steps that fit it)"
+            f"trainer.max_steps={max_steps}: must be >= 1 with {schedule}, whose curve ends at "
+            "trainer.max_steps (with a trainer.max_time budget, set trainer.max_steps to the "
+            "steps that fit it)"
         ]
     if warmup >= max_steps:
-        return [
-            f"model.warmup_steps={warmup}: must be < trainer.max_steps={max_steps} with "
-            "model.lr_schedule=cosine"
-        ]
+        return [f"{warmup_key}={warmup}: must be < trainer.max_steps={max_steps} with {schedule}"]
     return []
 
 

@@ -16,6 +16,7 @@ the key, rather than reusing or dropping rates.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
@@ -34,6 +35,9 @@ from leo_lightning.models.support import SupportTargets, support_gradient
 from leo_lightning.models.task_decoder import TaskConditionedDecoder
 
 log = logging.getLogger(__name__)
+
+# `model.compile_inner_loops`: eager (None) or a torch.compile mode.
+COMPILE_MODES = (None, "default", "reduce-overhead")
 
 # `model.decoder`: every one maps class codes [B, N, d] -> Gaussian params [B, N, 2F], has a
 # vjp() for the latent steps' closed-form gradient, an orthogonality_penalty() and lists its
@@ -69,9 +73,10 @@ def describe_rates(shape: tuple[int, ...], steps_key: str) -> str:
 class LEONet(nn.Module):
     """Backbone -> unit-norm features; latent codes -> classifier weights -> logits.
 
-    The inner loops use ``torch.autograd.grad`` so that inner-loop gradients never land in the
-    parameters' ``.grad`` (and never trigger DDP's gradient all-reduce). In training they keep
-    the graph (second order) unless ``first_order``; at evaluation they never do.
+    The inner loops compute their gradients as tensor ops (models/support.py), so inner-loop
+    gradients never land in the parameters' ``.grad`` (and never trigger DDP's gradient
+    all-reduce). In training they keep the graph (second order) unless ``first_order``; at
+    evaluation they record none.
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class LEONet(nn.Module):
         per_step_rates: bool,
         decoder: str,
         decoder_experts: int,
+        compile_inner_loops: str | None = None,
     ):
         """Every setting given: their defaults are the model's (training/settings.py)."""
         super().__init__()
@@ -123,6 +129,12 @@ class LEONet(nn.Module):
         # Trainer, the same on every rank); `auto` can only be decided there.
         self.precision: precision.BackbonePrecision | None = None
         self.deterministic = deterministic
+        if compile_inner_loops not in COMPILE_MODES:
+            raise ValueError(
+                f"model.compile_inner_loops={compile_inner_loops!r}: must be null, default or "
+                "reduce-overhead"
+            )
+        self.compile_inner_loops = compile_inner_loops
 
     @property
     def sampling(self) -> bool:
@@ -235,19 +247,32 @@ class LEONet(nn.Module):
         the steps (second order) with one backward pass and no autograd call per step; with
         `first_order` they are detached. At evaluation nothing is differentiated: the steps run
         without a graph."""
-        n_way = state.shape[-2]
-        targets = SupportTargets.of(labels, n_way, features.dtype)
+        targets = SupportTargets.of(labels, state.shape[-2], features.dtype)
         masks = self.dropout.masks((steps, *features.shape), features)  # [S, B, M, F] or None
         keep_graph = self.training and not self.first_order
-        losses = []
+        run = (
+            LEONet._steps
+            if self.compile_inner_loops is None
+            else compiled_steps(self.compile_inner_loops)
+        )
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.training):
-            for step in range(steps):
-                inputs = features if masks is None else features * masks[step]
-                loss, grad = gradient(state, step, inputs, targets)
-                grad = grad if keep_graph else grad.detach()
-                step_rate = rate[step] if rate.ndim == 2 else rate  # [d] or [F]
-                state = state - (step_rate / targets.mean_shots) * grad
-                losses.append(loss / labels.shape[0])
+            state, losses = run(
+                self, state, gradient, rate, steps, features, targets, masks, keep_graph
+            )
+        return state, [loss / labels.shape[0] for loss in losses]
+
+    def _steps(self, state, gradient, rate, steps, features, targets, masks, keep_graph):
+        """The steps themselves, given every random number: a function of tensors only, which
+        model.compile_inner_loops hands to torch.compile (no autograd call inside, so
+        meta-training differentiates the compiled graph once)."""
+        losses = []
+        for step in range(steps):
+            inputs = features if masks is None else features * masks[step]
+            loss, grad = gradient(state, step, inputs, targets)
+            grad = grad if keep_graph else grad.detach()
+            step_rate = rate[step] if rate.ndim == 2 else rate  # [d] or [F]
+            state = state - (step_rate / targets.mean_shots) * grad
+            losses.append(loss)
         return state, losses
 
     def _rates(self, name: str, steps_key: str) -> Tensor:
@@ -278,3 +303,12 @@ class LEONet(nn.Module):
                     f"with the checkpoint's model.{steps_key} and model.per_step_rates"
                 )
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+@functools.cache
+def compiled_steps(mode: str) -> Callable:
+    """LEONet._steps compiled with torch.compile(mode=mode), once per process and mode (its
+    graphs are cached per model and shape; Inductor also caches them on disk across runs).
+    On this project's 2-core CPU it made the paper's feature-space step 6-12 % faster; a GPU's
+    gain, where reduce-overhead adds CUDA graphs, is unmeasured (BENCHMARKS.md)."""
+    return torch.compile(LEONet._steps, mode=mode)

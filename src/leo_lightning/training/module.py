@@ -109,6 +109,7 @@ class LEOModule(L.LightningModule):
             per_step_rates=s.per_step_rates,
             decoder=s.decoder,
             decoder_experts=s.decoder_experts,
+            compile_inner_loops=s.compile_inner_loops,
         )
         backbone_shapes = tuple(
             (name, tuple(p.shape)) for name, p in self.net.backbone.named_parameters()

@@ -67,6 +67,11 @@ class LEOSettings(Declared):
         "the inner loop always runs in fp32",
     )
     deterministic: bool = setting(False, "true: no sampling of latents or weights (an ablation)")
+    compile_inner_loops: Optional[str] = setting(
+        None,
+        "torch.compile the latent and fine-tuning steps: null (eager), default (Inductor) or "
+        "reduce-overhead (with CUDA graphs on a GPU); the first step compiles (seconds, cached)",
+    )
     # LEO's optional switches: the paper's LEO by default (models/switches.py)
     relation: str = setting(
         SWITCHES["relation"],
