@@ -78,6 +78,31 @@ def test_episode_grid_has_a_row_per_class_support_first_then_framed_queries(
     assert abs(image.shape[0] - height) < 1 and abs(image.shape[1] - width) < 1
 
 
+def test_the_episode_figure_names_each_row_by_its_class():
+    support_x, support_y, query_x, query_y, predicted = task(3, 1, 2, 1, 28)
+    names = ["alpha", "beta", "gamma"]
+    fig = dashboards.episode_figure(
+        support_x, support_y, query_x, query_y, predicted, class_names=names
+    )
+    (ax,) = fig.axes
+    assert sorted(t.get_text() for t in ax.get_yticklabels()) == names
+
+
+def test_too_few_class_names_are_refused():
+    support_x, support_y, query_x, query_y, predicted = task(3, 1, 2, 1, 28)
+    with pytest.raises(ValueError, match="class_names has 2 names for an episode of 3 classes"):
+        dashboards.episode_figure(
+            support_x, support_y, query_x, query_y, predicted, class_names=["a", "b"]
+        )
+
+
+def test_the_episode_figure_shows_itself_as_png_in_a_notebook():
+    """Jupyter displays an object by its _repr_png_; a plain matplotlib Figure has none until
+    pyplot is imported, and printed as <Figure size ...> in a fresh kernel."""
+    fig = dashboards.episode_figure(*task(3, 1, 2, 1, 28))
+    assert fig._repr_png_().startswith(b"\x89PNG")
+
+
 def test_images_are_rescaled_per_image_for_display():
     images = torch.stack([torch.full((1, 4, 4), -3.0), torch.arange(16.0).view(1, 4, 4) * 7])
     shown = dashboards.to_display(images)

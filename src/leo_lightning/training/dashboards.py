@@ -13,7 +13,9 @@ Agg canvas directly: pyplot and its global figure registry are never touched.
 
 from __future__ import annotations
 
+import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,6 +131,17 @@ def _paste(canvas: np.ndarray, image: np.ndarray, top: int, left: int, frame: in
     canvas[top + frame : top + frame + h, left + frame : left + frame + w] = image
 
 
+class EpisodeFigure(Figure):
+    """A matplotlib figure that shows itself in a notebook (Jupyter asks for `_repr_png_`) even
+    when pyplot was never imported, which is what registers matplotlib's own display hook: a
+    plain Figure then printed as `<Figure size 550x365 with 1 Axes>`."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png")
+        return buffer.getvalue()
+
+
 def episode_figure(
     support_x: Tensor,
     support_y: Tensor,
@@ -137,8 +150,10 @@ def episode_figure(
     predicted: Tensor,
     max_queries: int = 8,
     title: str | None = None,
-) -> Figure:
-    """The canvas of `episode_canvas` on one axes, with class names, column headers and a
+    class_names: Sequence[str] | None = None,
+) -> EpisodeFigure:
+    """The canvas of `episode_canvas` on one axes, with the rows' class names (`class_names`,
+    indexed by label; "class <label>" without them), column headers and a
     "p<predicted> t<true>" caption under every query.
 
     The figure is sized per image cell (INCHES_PER_CELL), so captions stay legible whether
@@ -151,13 +166,18 @@ def episode_figure(
     top = 0.25 + (0.4 if title else 0.0)  # column headers, then the title above them
     fig_w = max(left + grid_w + right, 4.0)  # room for the title on narrow grids
     fig_h = bottom + grid_h + top
-    fig = Figure(figsize=(fig_w, fig_h), dpi=DPI)
+    fig = EpisodeFigure(figsize=(fig_w, fig_h), dpi=DPI)
     FigureCanvasAgg(fig)
     ax = fig.add_axes((left / fig_w, bottom / fig_h, grid_w / fig_w, grid_h / fig_h))
     ax.imshow(canvas, interpolation="nearest")
     ax.set_xticks([])
     centres = {p.row: p.top + p.height / 2 for p in panels}
-    ax.set_yticks(list(centres.values()), [f"class {n}" for n in centres], fontsize=8)
+    if class_names is not None and len(class_names) < len(centres):
+        raise ValueError(
+            f"class_names has {len(class_names)} names for an episode of {len(centres)} classes"
+        )
+    names = [f"class {n}" if class_names is None else str(class_names[n]) for n in centres]
+    ax.set_yticks(list(centres.values()), names, fontsize=8)
     ax.tick_params(axis="y", length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
