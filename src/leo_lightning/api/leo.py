@@ -13,8 +13,13 @@ time, on images, with the names of the LEO design document:
 
 It computes nothing itself: every formula is the module's, so these steps give what
 `leo-eval` computes for the same episode (evaluation mode: no sampling, BatchNorm running
-statistics, dropout off, the learned per-dimension rates). `meta_train_step` runs the module's
-own outer update (`LEOModule.meta_update`: meta-loss, per-tensor clipping, NaN/inf skip).
+statistics, dropout off, the learned per-dimension rates), detached. After `leo.train()` they
+compute as meta-training does (latents and weights sampled, dropout, BatchNorm statistics of the
+examples each call sees) and keep their graph to the model's parameters, so a meta-objective of
+one's own can be backpropagated through the latent and fine-tuning steps and stepped with one's
+own optimizer; `encode_task(..., distribution=True)` also gives q(z)'s mean, std and KL.
+`meta_train_step` runs the module's own outer update (`LEOModule.meta_update`: meta-loss,
+per-tensor clipping, NaN/inf skip).
 
 Shapes: examples are `[n, *input_shape]` for one task or `[B, n, *input_shape]` for B tasks;
 the outputs follow (codes `[N, d]` or `[B, N, d]`, logits `[M, N]` or `[B, M, N]`). Images are
@@ -43,6 +48,7 @@ from leo_lightning.config.compose import (
 from leo_lightning.config.validation import validate
 from leo_lightning.data.episode import Episode
 from leo_lightning.data.user_images import load_images
+from leo_lightning.models.distributions import sample_gaussian, split_gaussian
 from leo_lightning.strategies.base import LatentStrategy
 from leo_lightning.training.checkpoints import plain_config, read_checkpoint
 from leo_lightning.training.module import LEOModule, flushing_subnormals
@@ -115,6 +121,22 @@ class LEO:
         self._optimizer: torch.optim.Optimizer | None = None
         self._optimizer_state = optimizer_state
         self._steps = 0
+        self._differentiable = False
+
+    def train(self, mode: bool = True) -> LEO:
+        """`mode=True`: the steps compute as in meta-training and keep their graph (see the
+        module docstring); `False` (as built): as `leo-eval` does, detached. Returns self."""
+        self._differentiable = bool(mode)
+        return self
+
+    def eval(self) -> LEO:
+        """The steps compute as `leo-eval` does, detached (the default). Returns self."""
+        return self.train(False)
+
+    @property
+    def training(self) -> bool:
+        """Whether the steps are differentiable, as in meta-training (`train()`)."""
+        return self._differentiable
 
     # -- what the model is ----------------------------------------------------------------------
 
@@ -166,32 +188,48 @@ class LEO:
 
     # -- adaptation, as at evaluation -----------------------------------------------------------
 
-    def encode_task(self, support_x: Tensor, support_y: Tensor) -> Tensor:
+    def encode_task(
+        self, support_x: Tensor, support_y: Tensor, distribution: bool = False
+    ) -> Tensor | dict[str, Tensor]:
         """The initial class codes z0 [N, d] ([B, N, d]): the encoder and relation network's
-        mean over each class's examples (strategy=amortized), or the learned z_meta for every
-        class (strategy=universal)."""
+        mean over each class's examples (strategy=amortized; sampled from q(z) after
+        `train()`), or the learned z_meta for every class (strategy=universal).
+
+        `distribution=True` (strategy=amortized): {"codes": z0, "mean": [N, d], "std": [N, d],
+        "kl": the KL term of the meta-loss (zero unless sampling, i.e. after `train()`)}."""
         task = self._support(support_x, support_y)
-        with self._evaluating():
-            z0, _ = self._strategy.initial_latents(self.net, task.features, task.y, task.n_way)
-        return task.out(z0.detach())
+        strategy = self._strategy
+        with self._computing():
+            if not distribution:
+                z0, _ = strategy.initial_latents(self.net, task.features, task.y, task.n_way)
+                return task.out(self._result(z0))
+            if not hasattr(strategy, "latent_params"):
+                raise TypeError(
+                    f"strategy {self._strategy_name} has no latent distribution to return: it "
+                    "starts every class from the learned z_meta; drop distribution=True"
+                )
+            params = strategy.latent_params(task.features, task.y, task.n_way)  # [B, N, 2d]
+            z0, kl = sample_gaussian(params, sample=self.net.sampling)
+            mean, std = split_gaussian(params)
+        parts = {"codes": z0, "mean": mean, "std": std}
+        return {**{k: task.out(self._result(v)) for k, v in parts.items()}, "kl": kl}
 
     def inner_update(self, support_x: Tensor, support_y: Tensor, codes: Tensor) -> Tensor:
         """The codes after `model.inner_steps` latent steps z <- z - (alpha / K) grad_z
         L_support, with the learned per-dimension rates alpha: [N, d] ([B, N, d])."""
         task = self._support(support_x, support_y)
         z = task.batch(codes, "codes", 2)
-        with self._evaluating():
+        with self._computing():
             z, _ = self.net.adapt_latents(z, task.features, task.y)
-        return task.out(z.detach())
+        return task.out(self._result(z))
 
     def decode_to_params(self, codes: Tensor) -> dict[str, Tensor]:
         """The classifier the codes decode to: {"fc.weight": [N, F]} ([B, N, F]), the mean of
-        the decoder's weight distribution (no sampling)."""
+        the decoder's weight distribution (a sample of it after `train()`)."""
         self._step_by_step("decode_to_params")
         z, batched = _with_task_dim(codes, "codes", 2)
-        with self._evaluating():
-            weights = self.net.decode(z.to(self.device))
-        weights = weights.detach()  # [B, N, F]
+        with self._computing():
+            weights = self._result(self.net.decode(z.to(self.device)))  # [B, N, F]
         return {WEIGHT: weights if batched else weights[0]}
 
     def finetune_params(
@@ -201,13 +239,14 @@ class LEO:
         L_support in parameter space, with the learned per-feature rates eta."""
         task = self._support(support_x, support_y)
         weights = task.batch(_weight_of(params), "params['fc.weight']", 2)
-        with self._evaluating():
+        with self._computing():
             weights, _ = self.net.finetune(weights, task.features, task.y)
-        return {WEIGHT: task.out(weights.detach())}
+        return {WEIGHT: task.out(self._result(weights))}
 
     def classifier(self, query_x: Tensor, params: dict[str, Tensor]) -> Tensor:
         """Logits [M, N] ([B, M, N]) of the examples under the classifier `params`: unit-norm
-        backbone features times fc.weight, as at evaluation."""
+        backbone features times fc.weight, as at evaluation (after `train()`, with dropout and
+        the graph, as meta-training classifies its queries)."""
         x, batched = self._examples(query_x, "query_x")
         self._step_by_step("classifier")
         weights, weights_batched = _with_task_dim(_weight_of(params), "params['fc.weight']", 2)
@@ -216,15 +255,16 @@ class LEO:
                 f"query_x {tuple(query_x.shape)} and params['fc.weight'] "
                 f"{tuple(_weight_of(params).shape)}: both need a task dimension, or neither"
             )
-        with self._evaluating():
-            logits = self.net.logits(self.net.features(x), weights.to(self.device))
+        with self._computing():
+            logits = self._result(self.net.logits(self.net.features(x), weights.to(self.device)))
         return logits if batched else logits[0]
 
     def logits(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
         """The query logits [M, N] ([B, M, N]) after adapting to the support set, computed by
         the strategy itself exactly as `leo-eval` does (any strategy, either BatchNorm mode:
         with strategy.batch_norm=batch each episode's support and queries are normalised
-        together, which the step-by-step methods cannot do)."""
+        together, which the step-by-step methods cannot do); after `train()` as a meta-training
+        step computes them, with their graph."""
         support, batched = self._examples(support_x, "support_x")
         query, query_batched = self._examples(query_x, "query_x")
         if query_batched != batched:
@@ -232,8 +272,8 @@ class LEO:
         y = _labels(support_y, batched, support.shape[:2], "support_y").to(self.device)
         _check_labels(y, "support_y")
         unknown = torch.zeros(query.shape[:2], dtype=torch.long, device=self.device)
-        with self._evaluating(), flushing_subnormals():
-            logits = self.module(Episode(support, y, query, unknown)).query_logits.detach()
+        with self._computing(), flushing_subnormals():
+            logits = self._result(self.module(Episode(support, y, query, unknown)).query_logits)
         return logits if batched else logits[0]
 
     def adapt(self, support_x: Tensor, support_y: Tensor) -> dict[str, Tensor]:
@@ -323,16 +363,21 @@ class LEO:
         return type(self.module.strategy).__name__
 
     @contextlib.contextmanager
-    def _evaluating(self) -> Iterator[None]:
-        """Evaluation mode, with autograd on: the inner loops differentiate even here (their
-        gradients stay inside them), whatever grad mode the caller is in."""
+    def _computing(self) -> Iterator[None]:
+        """The module in evaluation mode, or in training mode after `train()` (sampling,
+        dropout, batch statistics); autograd on whatever grad mode the caller is in (a
+        strategy's inner loop may differentiate even at evaluation: MAML's does)."""
         was_training = self.module.training
-        self.module.eval()
+        self.module.train(self._differentiable)
         try:
             with torch.enable_grad():
                 yield
         finally:
             self.module.train(was_training)
+
+    def _result(self, value: Tensor) -> Tensor:
+        """A step's result: with its graph after `train()`, detached otherwise."""
+        return value if self._differentiable else value.detach()
 
     def _examples(self, x: Tensor, name: str) -> tuple[Tensor, bool]:
         """[n, *shape] or [B, n, *shape], uint8 or float in [0, 1] -> [B, n, *shape] on the
@@ -362,7 +407,7 @@ class LEO:
         x, batched = self._examples(support_x, "support_x")
         y = _labels(support_y, batched, x.shape[:2], "support_y").to(self.device)
         n_way = _check_labels(y, "support_y")
-        with self._evaluating():
+        with self._computing():
             features = self.net.features(x)  # [B, N*K, F]
         return _Support(features, y, n_way, batched)
 

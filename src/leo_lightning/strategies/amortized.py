@@ -37,11 +37,15 @@ class Amortized(LatentStrategy):
         self.encoder = Encoder(dims.feature_dim, dims.latent_dim, dims.dropout)
         self.relation = build_relation(dims.relation, dims.latent_dim, dims.relation_rounds)
 
+    def latent_params(self, support: Tensor, labels: Tensor, n_way: int) -> Tensor:
+        """support features [B, N*K, F] -> q(z)'s parameters per class [B, N, 2d] (mean | raw
+        scale, models/distributions.py)."""
+        return self.relation(self.encoder(support), labels, n_way)
+
     def initial_latents(
         self, net: LEONet, support: Tensor, labels: Tensor, n_way: int
     ) -> tuple[Tensor, Tensor]:
-        params = self.relation(self.encoder(support), labels, n_way)  # [B, N, 2d]
-        return sample_gaussian(params, sample=net.sampling)
+        return sample_gaussian(self.latent_params(support, labels, n_way), sample=net.sampling)
 
     def regularized_weights(self) -> list[Tensor]:
         return [self.encoder.linear.weight, *self.relation.regularized_weights()]
