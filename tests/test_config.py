@@ -144,14 +144,14 @@ def test_help_lists_the_config_options_but_not_the_schemas(tmp_path):
     proc = run_script("train.py", tmp_path, "--help")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (
-        "data: embeddings, folder, glyphs, leo_embeddings, omniglot, omniglot_minimal\n"
+        "data: combined, embeddings, folder, glyphs, leo_embeddings, omniglot, omniglot_minimal\n"
         in proc.stdout
     )
     assert (
         "strategy: amortized, amortized_pure, fomaml, logistic_regression, maml, meta_sgd, "
         "nearest_centroid, per_task, protonet, universal\n" in proc.stdout
     )
-    assert "schema_" not in proc.stdout
+    assert "schema_" not in proc.stdout and "source_" not in proc.stdout
     # every strategy's settings, written from its spec
     assert "strategy.sgd_lr (default 0.4; > 0): SGD rate" in proc.stdout
     assert "\nprotonet: Prototypical Networks" in proc.stdout

@@ -19,6 +19,7 @@ from omegaconf import MISSING
 
 from leo_lightning.config.settings_help import register_help_resolver
 from leo_lightning.data.augment import AffineSettings
+from leo_lightning.data.combined import CombinedSource
 from leo_lightning.data.embeddings import EmbeddingSource
 from leo_lightning.data.folder import FolderSource
 from leo_lightning.data.glyphs import GlyphSource
@@ -73,7 +74,8 @@ def source_schema(source: type) -> type:
 
 def _config_type(hint: Any) -> Any:
     """A Python annotation as a type OmegaConf reads: `X | None` -> Optional[X]; a union with
-    str (`str | os.PathLike`) -> str, a config holds paths as strings; Sequence[X] -> list[X]."""
+    str (`str | os.PathLike`) -> str, a config holds paths as strings; Sequence[X] -> list[X];
+    Mapping[K, V] -> dict[K, V]."""
     args = typing.get_args(hint)
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         rest = [a for a in args if a is not type(None)]
@@ -81,6 +83,8 @@ def _config_type(hint: Any) -> Any:
         return Optional[kind] if type(None) in args else kind
     if typing.get_origin(hint) in (list, tuple, collections.abc.Sequence):
         return list[args[0]] if args else list[Any]
+    if typing.get_origin(hint) in (dict, collections.abc.Mapping):
+        return dict[args[0], args[1]] if args else dict[str, Any]
     return hint
 
 
@@ -101,6 +105,7 @@ SOURCES = {
     "folder": FolderSource,
     "leo_embeddings": LEOEmbeddingSource,
     "embeddings": EmbeddingSource,
+    "combined": CombinedSource,
 }
 
 
@@ -324,6 +329,8 @@ def register_configs() -> None:
     cs.store(name="schema_embed", node=EmbedSchema)
     for name, source in SOURCES.items():  # schema_glyphs, ... for conf/data/<name>.yaml
         cs.store(name=f"schema_{name}", node=_data_schema(source))
+        # source_glyphs, ...: one source's keys alone (data=combined holds several)
+        cs.store(name=f"source_{name}", node=source_schema(source))
     cs.store(name="schema_augment_none", node=NoAugmentSchema)
     cs.store(name="schema_augment_affine", node=AffineAugmentSchema)
     cs.store(name="schema_leo", node=LEOSchema)
