@@ -127,9 +127,10 @@ def test_wrong_type_fails_at_composition_naming_the_key(override):
 
 def test_per_task_brings_its_own_step_budget_and_the_command_line_still_wins():
     cfg = compose_train("strategy=per_task")
-    assert cfg.model.inner_steps == 100 and cfg.model.finetune_steps == 0
+    assert cfg.strategy.adam_steps == 100
+    assert cfg.model.inner_steps == 0 and cfg.model.finetune_steps == 0
     assert cfg.strategy.reconstruction_weight == 10.0
-    assert compose_train("strategy=per_task", "model.inner_steps=7").model.inner_steps == 7
+    assert compose_train("strategy=per_task", "strategy.adam_steps=7").strategy.adam_steps == 7
 
 
 def test_strategy_keys_are_checked_against_their_schema():

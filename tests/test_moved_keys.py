@@ -54,6 +54,13 @@ def test_an_old_spelling_moves_to_the_new_key_and_says_so(old, new_key, value, c
     assert f"is strategy.{new_key} with strategy=maml" in caplog.text
 
 
+def test_per_tasks_old_step_count_moves_to_its_adam_steps_and_says_so(caplog):
+    with caplog.at_level(logging.WARNING):
+        cfg = validated("strategy=per_task", "model.inner_steps=7")
+    assert cfg.strategy.adam_steps == 7 and cfg.model.inner_steps == 0
+    assert "is strategy.adam_steps with strategy=per_task" in caplog.text
+
+
 def test_a_moved_value_is_checked_under_its_new_name():
     with pytest.raises(ConfigError, match=r"strategy.sgd_lr=0.0: must be > 0"):
         validated("strategy=maml", "strategy.inner_lr=0")

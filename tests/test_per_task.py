@@ -12,7 +12,7 @@ PER_TASK = {"_target_": "leo_lightning.strategies.PerTask"}
 
 
 def per_task_module():
-    return tiny_module(strategy=PER_TASK, inner_steps=3).eval()
+    return tiny_module(strategy={**PER_TASK, "adam_steps": 3}, inner_steps=0).eval()
 
 
 def indexed_episode(b: int, first_index: int = 0, seed: int = 0) -> Episode:

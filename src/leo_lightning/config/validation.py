@@ -48,7 +48,7 @@ def _positive(v: Any) -> bool:
 
 # Meta-training keeps every inner step's graph for the second-order meta-gradient, so memory
 # grows with the step count and a typo (100000) filled the machine before a single step was done.
-# The paper takes 5 steps; per_task's Adam fits take 100.
+# The paper takes 5 steps (per_task's Adam steps are its own strategy.adam_steps).
 MAX_STEPS = 1000
 STEPS_EXPECTED = (
     f">= 0 and <= {MAX_STEPS} (each step's graph is kept for the meta-gradient, so memory grows "

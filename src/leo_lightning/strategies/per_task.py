@@ -49,16 +49,22 @@ from leo_lightning.strategies.base import (
     n_way_of,
     task_indices,
 )
-from leo_lightning.strategies.spec import Setting, Steps, StrategySpec
+from leo_lightning.strategies.spec import NO_STEPS, MovedKey, Setting, StrategySpec
 
 SPEC = StrategySpec(
     name="per_task",
     summary="no meta-learning: a fresh network, q(z) and decoder fitted to each task with Adam",
-    steps=Steps("Adam steps"),
+    steps=NO_STEPS,  # its Adam steps are strategy.adam_steps, not LEO's model.inner_steps
     fitted_per_task="a fresh seeded backbone, decoder and Gaussian q(z) per class, by Adam "
     "steps on the support set alone",
     meta_learned="nothing",
     settings={
+        "adam_steps": Setting(
+            100,
+            "Adam steps per task on its support set",
+            check=lambda v: 1 <= v <= 100_000,
+            expected=">= 1 and <= 100000",
+        ),
         "lr": Setting(0.01, "Adam learning rate per task", check=lambda v: v > 0, expected="> 0"),
         "betas": Setting(
             [0.5, 0.9],
@@ -77,6 +83,7 @@ SPEC = StrategySpec(
     why_not="it fits a fresh decoder and q(z) per task with Adam: no relation network, shared "
     "decoder or learned rates",
     fixed_batch_norm="each task's fresh network normalises with its support set",
+    moved=(MovedKey("model.inner_steps", "strategy.adam_steps", unset=0),),
 )
 
 
@@ -87,6 +94,7 @@ class PerTask(Strategy):
     def __init__(
         self,
         dims: ModelDims,
+        adam_steps: int = SPEC.settings["adam_steps"].default,
         lr: float = SPEC.settings["lr"].default,
         betas: tuple[float, float] = tuple(SPEC.settings["betas"].default),
         reconstruction_weight: float = SPEC.settings["reconstruction_weight"].default,
@@ -94,8 +102,13 @@ class PerTask(Strategy):
     ):
         super().__init__()
         self.check_settings(
-            lr=lr, betas=list(betas), reconstruction_weight=reconstruction_weight, seed=seed
+            adam_steps=adam_steps,
+            lr=lr,
+            betas=list(betas),
+            reconstruction_weight=reconstruction_weight,
+            seed=seed,
         )
+        self.adam_steps = adam_steps
         self.dims, self.lr, self.betas = dims, lr, tuple(betas)
         self.reconstruction_weight, self.seed = reconstruction_weight, seed
 
@@ -120,7 +133,7 @@ class PerTask(Strategy):
         example_weights = shot_weights(episode.support_y, n_way).flatten()  # [B*N*K], 1 if equal
         losses = []
         with torch.enable_grad():
-            for _ in range(net.inner_steps):
+            for _ in range(self.adam_steps):
                 support = batched_features(_backbone(state), episode.support_x)  # [B, N*K, F]
                 mean, std = split_gaussian(state["q_z"])  # [B, N, d] each
                 noise = torch.stack([torch.randn(std.shape[1:], generator=g) for g in generators])
