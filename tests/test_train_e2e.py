@@ -174,6 +174,12 @@ def test_the_resolved_backbone_precision_is_logged_once_and_recorded_everywhere(
     assert logged == {recorded["name"]}
 
 
+def test_the_inner_loops_precision_is_recorded_beside_the_backbones(trained_run):
+    _, run_dir, _ = trained_run
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["inner_loop_precision"] == "fp32"  # LEO's loops, whatever the backbone's
+
+
 def test_results_count_exactly_the_updates_that_were_skipped(tmp_path, monkeypatch):
     """Two meta-losses made non-finite on purpose: two skipped updates in results.json, and
     still trainer.max_steps applied ones (a hard-coded count could not pass this)."""

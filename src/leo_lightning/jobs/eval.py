@@ -68,6 +68,9 @@ def evaluate(cfg: DictConfig) -> dict:
     results.update(metrics)
     results["batch_norm"] = module.strategy.batch_norm_mode(module.net)  # as train.py records it
     results["backbone_precision"] = precision.as_record(module.net.precision)
+    results["inner_loop_precision"] = module.strategy.inner_loop_precision(
+        module.net, module.device
+    )
     results["version"] = __version__
     written = Path(HydraConfig.get().runtime.output_dir) / "results.json"
     write_json(written, results)

@@ -95,6 +95,9 @@ def train(cfg: DictConfig) -> dict:
     results["wall_seconds"] = time.perf_counter() - started
     if module.net.precision is not None:  # what ran, not what was asked for (`auto`)
         results["backbone_precision"] = precision.as_record(module.net.precision)
+        results["inner_loop_precision"] = module.strategy.inner_loop_precision(
+            module.net, module.device
+        )
     features = getattr(getattr(datamodule, "source", None), "provenance", None)
     if features:  # data=embeddings: the pretraining every number traces back to
         results["features"] = {k: features.get(k) for k in FEATURE_RECORD}
@@ -166,6 +169,8 @@ def _log_hparams(trainer: L.Trainer, cfg: DictConfig, results: dict) -> None:
     params = hparams(cfg, list(HydraConfig.get().overrides.task))
     if "backbone_precision" in results:
         params["backbone_precision"] = results["backbone_precision"]["name"]
+    if "inner_loop_precision" in results:
+        params["inner_loop_precision"] = results["inner_loop_precision"]
     metrics = {
         f"hparams/{key}": results[key]
         for key in ("best_val_acc", "test/acc", "test/acc_ci95")

@@ -108,6 +108,18 @@ class Strategy(nn.Module, ABC):
         """Weight matrices of this strategy that take LEO's L2 penalty."""
         return []
 
+    def inner_loop_precision(self, net: LEONet, device: torch.device) -> str:
+        """The precision its adaptation computes in, for the record (results.json): "none"
+        without adaptation steps; the backbone's (fp32, bf16, fp16) where the steps run the
+        backbone under its autocast (MAML's family); fp32 otherwise (LEO's loops run on the
+        fp32 features). A comparison of strategies names it, since bf16 steps adapt differently
+        from fp32 ones."""
+        if self.adapted_parameters(net, n_way=2) == 0:
+            return "none"
+        if self.steps_through_backbone() > 0:
+            return net.resolve_precision(device).name
+        return "fp32"
+
     def check_settings(self, **settings) -> None:
         """Refuse, naming the key, a setting this strategy does not have or a value that breaks
         its rule (a strategy built from Python gets the checks a config gets)."""

@@ -165,6 +165,10 @@ class PerTask(Strategy):
             latents=(initial_mean, mean.detach()),  # the means of q(z) before and after the steps
         )
 
+    def inner_loop_precision(self, net: LEONet, device: torch.device) -> str:
+        """Its Adam steps run the fresh backbones under the backbone's autocast."""
+        return net.resolve_precision(device).name
+
     def adapted_parameters(self, net: LEONet, n_way: int) -> int:
         """Everything is fitted per task: backbone, decoder d x 2F and q(z) (N x 2d)."""
         backbone = sum(p.numel() for p in net.backbone.parameters())
