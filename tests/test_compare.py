@@ -35,6 +35,7 @@ def fake_job(root, num, strategy, steps, acc=None, overrides=None, **results_ext
             "peak_step_memory_source": "torch.profiler memory timeline",
             "adapted_parameters": 11525,
             "batch_norm": "running statistics",
+            "inner_loop_precision": "fp32",
         }
         (job / "results.json").write_text(json.dumps(results))
 
@@ -48,7 +49,7 @@ def test_compare_lists_every_job_and_marks_failed_ones(tmp_path):
     assert "| 2 | `strategy=pertask model.inner_steps=100` | PerTask | 100 + 100 | failed" in table
     assert (tmp_path / "compare.md").read_text().count("\n|") == 5  # header, rule, three jobs
     row = next(line for line in table.splitlines() if line.startswith("| 0 |"))
-    assert row.endswith("| 89.00 % | 3.0 | 12 |  | 12.5 | 11,525 | running statistics |")
+    assert row.endswith("| 89.00 % | 3.0 | 12 |  | 12.5 | 11,525 | running statistics | fp32 |")
     assert "measured with torch.profiler memory timeline" in table
     assert (tmp_path / "compare.png").stat().st_size > 1000
 
@@ -166,3 +167,15 @@ def test_a_maml_jobs_steps_are_its_own_setting(tmp_path):
     (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["strategy=maml"]))
     assert "| MAML | 3 + 0 |" in compare(tmp_path)
+
+
+def test_a_per_task_jobs_steps_are_its_own_setting(tmp_path):
+    job = tmp_path / "0"
+    (job / ".hydra").mkdir(parents=True)
+    config = {
+        "strategy": {"_target_": "leo_lightning.strategies.PerTask", "adam_steps": 40},
+        "model": {"inner_steps": 0, "finetune_steps": 0},
+    }
+    (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["strategy=per_task"]))
+    assert "| PerTask | 40 + 0 |" in compare(tmp_path)

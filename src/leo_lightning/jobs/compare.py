@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from leo_lightning.strategies.catalog import built_in
+
 
 @dataclass
 class JobResult:
@@ -86,6 +88,19 @@ def _read_results(path: Path) -> dict:
     return results
 
 
+def _inner_steps(strategy: dict, model: dict) -> int | None:
+    """A job's adaptation steps: a strategy's own count where it has one (MAML's family:
+    strategy.sgd_steps, per_task: strategy.adam_steps; the keys the built-in specs moved
+    model.inner_steps to, whose 0.2.0 jobs kept them in model), else LEO's model.inner_steps."""
+    own = [
+        moved.new.removeprefix("strategy.")
+        for cls in built_in()
+        for moved in cls.spec.moved
+        if moved.old == "model.inner_steps"
+    ]
+    return next((strategy[key] for key in own if key in strategy), model.get("inner_steps"))
+
+
 def read_job(job_dir: Path) -> JobResult:
     config = _read_yaml(job_dir / ".hydra" / "config.yaml", {}) or {}
     model = config.get("model", {})
@@ -94,8 +109,7 @@ def read_job(job_dir: Path) -> JobResult:
         job=job_dir.name,
         overrides=parse_overrides(_read_yaml(job_dir / ".hydra" / "overrides.yaml", []) or []),
         strategy=target.rsplit(".", 1)[-1],
-        # the MAML family's steps are its own (strategy.sgd_steps); 0.2.0 kept them in model
-        inner_steps=config.get("strategy", {}).get("sgd_steps", model.get("inner_steps")),
+        inner_steps=_inner_steps(config.get("strategy", {}), model),
         finetune_steps=model.get("finetune_steps"),
     )
     result.results = _read_results(job_dir / "results.json")
@@ -173,6 +187,7 @@ COLUMNS = (
     "peak MiB/step",
     "adapted/task",
     "BatchNorm at test",
+    "adaptation precision",
 )
 
 
@@ -199,6 +214,7 @@ def row(r: JobResult) -> list[str]:
         _number(r.get("peak_step_memory_mb"), ".1f"),
         _number(r.get("adapted_parameters"), ","),
         r.get("batch_norm") or "",
+        r.get("inner_loop_precision") or "",
     ]
 
 
