@@ -157,25 +157,20 @@ def test_the_command_says_where_it_wrote_the_table_and_the_plot(tmp_path, capsys
     assert f"written to {tmp_path / 'compare.md'} and {tmp_path / 'compare.png'}" in out
 
 
-def test_a_maml_jobs_steps_are_its_own_setting(tmp_path):
+@pytest.mark.parametrize(
+    ("strategy", "override", "own_steps", "row"),
+    [
+        ("MAML", "strategy=maml", {"sgd_steps": 3}, "| MAML | 3 + 0 |"),
+        ("PerTask", "strategy=per_task", {"adam_steps": 40}, "| PerTask | 40 + 0 |"),
+    ],
+)
+def test_a_strategys_own_step_count_is_its_steps(tmp_path, strategy, override, own_steps, row):
     job = tmp_path / "0"
     (job / ".hydra").mkdir(parents=True)
     config = {
-        "strategy": {"_target_": "leo_lightning.strategies.MAML", "sgd_steps": 3},
+        "strategy": {"_target_": f"leo_lightning.strategies.{strategy}", **own_steps},
         "model": {"inner_steps": 0, "finetune_steps": 0},
     }
     (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
-    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["strategy=maml"]))
-    assert "| MAML | 3 + 0 |" in compare(tmp_path)
-
-
-def test_a_per_task_jobs_steps_are_its_own_setting(tmp_path):
-    job = tmp_path / "0"
-    (job / ".hydra").mkdir(parents=True)
-    config = {
-        "strategy": {"_target_": "leo_lightning.strategies.PerTask", "adam_steps": 40},
-        "model": {"inner_steps": 0, "finetune_steps": 0},
-    }
-    (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
-    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["strategy=per_task"]))
-    assert "| PerTask | 40 + 0 |" in compare(tmp_path)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([override]))
+    assert row in compare(tmp_path)

@@ -34,6 +34,7 @@ def toy_net(first_order: bool = False) -> LEONet:
         per_step_rates=False,
         decoder="linear",
         decoder_experts=2,
+        compile_inner_loops=None,
     )
 
 

@@ -19,7 +19,7 @@ from omegaconf.errors import InterpolationValidationError
 
 from leo_lightning.data.augment import affine_problems
 from leo_lightning.errors import ConfigError
-from leo_lightning.models.leo import COMPILE_MODES, DECODERS
+from leo_lightning.models.leo import COMPILE_MODES, COMPILE_MODES_EXPECTED, DECODERS
 from leo_lightning.models.precision import CHOICES as PRECISION_CHOICES
 from leo_lightning.models.relation_rounds import RELATIONS
 from leo_lightning.models.switches import SWITCHES
@@ -83,11 +83,7 @@ RULES = (
     Rule("model.grad_clip_value", _positive, "> 0"),
     Rule("model.grad_clip_norm", _positive, "> 0"),
     Rule("model.max_consecutive_skips", _at_least(1), ">= 1"),
-    Rule(
-        "model.compile_inner_loops",
-        lambda v: v in COMPILE_MODES,
-        "null, default or reduce-overhead",
-    ),
+    Rule("model.compile_inner_loops", lambda v: v in COMPILE_MODES, COMPILE_MODES_EXPECTED),
     Rule("model.lr_schedule", lambda v: v in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
     Rule("model.warmup_steps", _at_least(0), ">= 0"),
     Rule(

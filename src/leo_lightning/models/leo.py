@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 # `model.compile_inner_loops`: eager (None) or a torch.compile mode.
 COMPILE_MODES = (None, "default", "reduce-overhead")
+COMPILE_MODES_EXPECTED = "null, default or reduce-overhead"
 
 # `model.decoder`: every one maps class codes [B, N, d] -> Gaussian params [B, N, 2F], has a
 # vjp() for the latent steps' closed-form gradient, an orthogonality_penalty() and lists its
@@ -96,7 +97,7 @@ class LEONet(nn.Module):
         per_step_rates: bool,
         decoder: str,
         decoder_experts: int,
-        compile_inner_loops: str | None = None,
+        compile_inner_loops: str | None,
     ):
         """Every setting given: their defaults are the model's (training/settings.py)."""
         super().__init__()
@@ -131,8 +132,8 @@ class LEONet(nn.Module):
         self.deterministic = deterministic
         if compile_inner_loops not in COMPILE_MODES:
             raise ValueError(
-                f"model.compile_inner_loops={compile_inner_loops!r}: must be null, default or "
-                "reduce-overhead"
+                f"model.compile_inner_loops={compile_inner_loops!r}: must be "
+                f"{COMPILE_MODES_EXPECTED}"
             )
         self.compile_inner_loops = compile_inner_loops
 
