@@ -150,6 +150,7 @@ class LEONet(nn.Module):
         x: Tensor,
         backbone: Callable[[Tensor], Tensor] | None = None,
         normalize: bool = True,
+        autocast: bool = True,
     ) -> Tensor:
         """[..., *input_shape] (uint8 images or float features) -> unit-norm [..., F], float32.
 
@@ -158,6 +159,9 @@ class LEONet(nn.Module):
         original's rates (alpha init 1.0) were tuned for; raw Conv4 features diverge.
         `backbone` replaces the shared one (per-task strategies bring their own weights);
         `normalize=False` keeps the raw features (the baselines that are defined on them).
+        `autocast=False` runs the backbone in fp32 whatever its precision: adaptation steps
+        through the backbone compute in fp32 unless their strategy chooses the backbone's
+        (`strategy.adaptation_precision`), so that every strategy adapts in one precision.
         """
         own_backbone = backbone is None
         backbone = backbone or self.backbone
@@ -166,7 +170,7 @@ class LEONet(nn.Module):
         x = as_float(x)
         if self.channels_last and own_backbone and x.ndim == 4:  # vmap knows no channels-last
             x = x.contiguous(memory_format=torch.channels_last)
-        dtype = self.resolve_precision(x.device).dtype
+        dtype = self.resolve_precision(x.device).dtype if autocast else None
         with precision.autocast(x.device, dtype):
             out = backbone(x)
         out = F.normalize(out.float(), dim=-1) if normalize else out.float()

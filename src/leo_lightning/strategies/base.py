@@ -21,6 +21,16 @@ from leo_lightning.models.batch_norm import batch_statistics, has_batch_norm
 from leo_lightning.models.leo import LEONet
 from leo_lightning.strategies.spec import Setting, StrategySpec
 
+FP32, BACKBONE = "fp32", "backbone"
+ADAPTATION_PRECISION = Setting(
+    FP32,
+    "fp32: the adaptation steps run the backbone in fp32, as LEO's loops compute, so that "
+    "strategies are compared in one precision; backbone: in the backbone's precision "
+    "(model.backbone_autocast, bf16 where it is faster), cheaper but adapting differently",
+    choices=(FP32, BACKBONE),
+    before=BACKBONE,  # 0.2.0 ran these steps under the backbone's autocast
+)
+
 
 @dataclass(frozen=True)
 class ModelDims:
@@ -84,6 +94,10 @@ class Strategy(nn.Module, ABC):
     #: False for strategies that classify without LEO's decoder: its L2 and orthogonality
     #: penalties are then left out of the meta-loss (they would train an unused matrix).
     uses_decoder: ClassVar[bool] = True
+    #: The precision of its steps that run the backbone: ADAPTATION_PRECISION's values, set by
+    #: the strategies whose steps do (strategy.adaptation_precision); LEO's loops run on fp32
+    #: features either way.
+    adaptation_precision: str = FP32
 
     @abstractmethod
     def forward(self, net: LEONet, episode: Episode) -> TaskOutput:
@@ -111,14 +125,17 @@ class Strategy(nn.Module, ABC):
     def inner_loop_precision(self, net: LEONet, device: torch.device) -> str:
         """The precision its adaptation computes in, for the record (results.json): "none"
         without adaptation steps; the backbone's (fp32, bf16, fp16) where the steps run the
-        backbone under its autocast (MAML's family); fp32 otherwise (LEO's loops run on the
-        fp32 features). A comparison of strategies names it, since bf16 steps adapt differently
-        from fp32 ones."""
+        backbone under its autocast (strategy.adaptation_precision=backbone); fp32 otherwise.
+        A comparison of strategies names it, since bf16 steps adapt differently from fp32."""
         if self.adapted_parameters(net, n_way=2) == 0:
             return "none"
-        if self.steps_through_backbone() > 0:
+        if self.adaptation_precision == BACKBONE:
             return net.resolve_precision(device).name
-        return "fp32"
+        return FP32
+
+    def adapting_autocast(self) -> bool:
+        """Whether its steps through the backbone run under the backbone's autocast."""
+        return self.adaptation_precision == BACKBONE
 
     def check_settings(self, **settings) -> None:
         """Refuse, naming the key, a setting this strategy does not have or a value that breaks

@@ -18,6 +18,11 @@ every slot is exactly the zero init: softmax ignores a shift common to all class
 gradient is zero. Hence a zero head, which works for any N. With it, the first step moves only
 the head (the backbone's gradient passes through the zero weights); later steps move both.
 
+Precision: its steps run the backbone in fp32 by default, whatever `model.backbone_autocast`
+says, so that it adapts in the precision LEO's loops compute in;
+`strategy.adaptation_precision=backbone` runs them in the backbone's (bf16 where faster), as
+0.2.0 did (its checkpoints keep that).
+
 Features: the raw backbone output, as in the original MAML (LEO's unit-norm scaling is tuned for
 LEO's rates). BatchNorm, `batch_norm=`
 - `running` (as LEO): batch statistics of each forward pass (the support set, then the
@@ -50,6 +55,7 @@ from leo_lightning.models.batch_norm import (
 )
 from leo_lightning.models.leo import LEONet
 from leo_lightning.strategies.base import (
+    ADAPTATION_PRECISION,
     BN_NONE,
     BN_RUNNING,
     BN_SUPPORT,
@@ -114,6 +120,7 @@ class MAML(Strategy):
             "sgd_lr": SGD_LR,
             "first_order": FIRST_ORDER,
             "batch_norm": BATCH_NORM,
+            "adaptation_precision": ADAPTATION_PRECISION,
         },
         why_not="it adapts the backbone and a linear head: no relation network, no LEO decoder, "
         "no learned latent or fine-tuning rates",
@@ -130,13 +137,18 @@ class MAML(Strategy):
         sgd_lr: float = SGD_LR.default,
         first_order: bool = FIRST_ORDER.default,
         batch_norm: str = BATCH_NORM.default,
+        adaptation_precision: str = ADAPTATION_PRECISION.default,
     ):
         super().__init__()
         self.check_settings(
-            sgd_steps=sgd_steps, sgd_lr=sgd_lr, first_order=first_order, batch_norm=batch_norm
+            sgd_steps=sgd_steps,
+            sgd_lr=sgd_lr,
+            first_order=first_order,
+            batch_norm=batch_norm,
+            adaptation_precision=adaptation_precision,
         )
         self.sgd_steps, self.sgd_lr, self.first_order = sgd_steps, sgd_lr, first_order
-        self.batch_norm = batch_norm
+        self.batch_norm, self.adaptation_precision = batch_norm, adaptation_precision
 
     def forward(self, net: LEONet, episode: Episode) -> TaskOutput:
         n_way = n_way_of(episode)
@@ -225,7 +237,10 @@ class MAML(Strategy):
         transductive = self.batch_norm == "batch" and not net.training
         with batch_statistics(network) if transductive else contextlib.nullcontext():
             features = net.features(
-                x, backbone=lambda t: functional_call(network, backbone, (t,)), normalize=False
+                x,
+                backbone=lambda t: functional_call(network, backbone, (t,)),
+                normalize=False,
+                autocast=self.adapting_autocast(),
             )
         return features @ params["head.weight"].T + params["head.bias"]
 

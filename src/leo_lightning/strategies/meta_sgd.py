@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from leo_lightning.strategies.base import ModelDims
+from leo_lightning.strategies.base import ADAPTATION_PRECISION, ModelDims
 from leo_lightning.strategies.maml import (
     BATCH_NORM,
     FIRST_ORDER,
@@ -46,6 +46,7 @@ class MetaSGD(MAML):
             ),
             "first_order": FIRST_ORDER,
             "batch_norm": BATCH_NORM,
+            "adaptation_precision": ADAPTATION_PRECISION,
         },
         why_not="it adapts the backbone and a linear head with its own per-parameter rates: no "
         "relation network, no LEO decoder",
@@ -60,8 +61,9 @@ class MetaSGD(MAML):
         sgd_lr: float = SGD_LR.default,
         first_order: bool = FIRST_ORDER.default,
         batch_norm: str = BATCH_NORM.default,
+        adaptation_precision: str = ADAPTATION_PRECISION.default,
     ):
-        super().__init__(dims, sgd_steps, sgd_lr, first_order, batch_norm)
+        super().__init__(dims, sgd_steps, sgd_lr, first_order, batch_norm, adaptation_precision)
         shapes = {f"backbone.{name}": shape for name, shape in dims.backbone_shapes}
         shapes["head.weight"] = (1, dims.feature_dim)  # broadcast over the N class rows
         shapes["head.bias"] = (1,)

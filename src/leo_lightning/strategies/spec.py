@@ -28,6 +28,9 @@ class Setting:
     choices: tuple[Any, ...] = ()  # the values it may take (else `check`)
     check: Callable[[Any], bool] | None = None
     expected: str = ""  # `check` in words, e.g. "> 0"
+    # What a checkpoint written before this setting existed was trained with, where that is not
+    # `default` (None: it is the default); such a checkpoint keeps computing as it did
+    before: Any = None
 
     def problem(self, key: str, value: Any) -> str | None:
         """The message for a value that breaks the rule, or None."""
@@ -96,6 +99,23 @@ def move_keys(spec: StrategySpec, tree: Any, over_new: bool = True) -> list[str]
             f"{moved.new}={value} (the old name still works)"
         )
     return notes
+
+
+def add_settings_it_lacked(spec: StrategySpec, stored: Mapping[str, Any]) -> tuple[dict, list]:
+    """A strategy config stored in a checkpoint older than some of its settings, with each
+    missing one at the value that checkpoint was trained with (`Setting.before`), and a line
+    saying so for each; a newer checkpoint comes back as it is."""
+    stored = dict(stored)
+    notes = []
+    for key, setting in spec.settings.items():
+        if key not in stored and setting.before is not None:
+            stored[key] = setting.before
+            notes.append(
+                f"strategy.{key}: not in this checkpoint, which predates it; using "
+                f"{setting.before!r}, what it was trained with (the default is now "
+                f"{setting.default!r})"
+            )
+    return stored, notes
 
 
 LATENT_STEPS = Steps("latent steps", finetune=True)

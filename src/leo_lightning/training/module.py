@@ -27,7 +27,7 @@ from leo_lightning.models import precision
 from leo_lightning.models.leo import LEONet
 from leo_lightning.strategies.base import ModelDims, Strategy, TaskOutput
 from leo_lightning.strategies.catalog import strategy_class
-from leo_lightning.strategies.spec import move_keys
+from leo_lightning.strategies.spec import add_settings_it_lacked, move_keys
 from leo_lightning.training import dashboards, schedules
 from leo_lightning.training.checkpoints import (
     CHECKPOINT_KEY,
@@ -202,6 +202,12 @@ class LEOModule(L.LightningModule):
         for role in ("backbone", "strategy"):
             if role not in kwargs:
                 check_stored_targets(stored.get(role), role, str(checkpoint_path), config_dirs)
+        if "strategy" not in kwargs and isinstance(stored.get("strategy"), Mapping):
+            strategy, notes = _with_settings_it_lacked(stored["strategy"])
+            if notes:  # the checked target, with the settings it was trained with
+                kwargs["strategy"] = strategy
+            for note in notes:
+                log.info(note)
         return super().load_from_checkpoint(
             checkpoint_path,
             map_location=map_location,
@@ -572,6 +578,16 @@ class LEOModule(L.LightningModule):
         bases = [self.hparams.lr * _scale(group) for group in groups]
         for state in checkpoint.get("lr_schedulers", []):  # one optimizer
             schedules.rebase_scheduler_state(state, bases, ratio)
+
+
+def _with_settings_it_lacked(strategy: Mapping) -> tuple[dict, list[str]]:
+    """A stored strategy config with the settings added since its checkpoint was written, at
+    the values it was trained with (spec.add_settings_it_lacked), and a line for each."""
+    try:
+        spec = strategy_class(strategy["_target_"]).spec
+    except (KeyError, ValueError):
+        return dict(strategy), []  # instantiate says what is wrong with it
+    return add_settings_it_lacked(spec, strategy)
 
 
 def _with_moved_keys(strategy: dict, settings: dict) -> tuple[dict, dict]:
