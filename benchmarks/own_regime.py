@@ -19,6 +19,12 @@ checkpoint, then every row of every setting (5-way, 20-way, 20-way within one al
   experiment=omniglot_minimal or _20w, cut to 6.5 minutes, with model.backbone_init and the
   backbone at a tenth of the rate)
 
+The ablation rows (`--rows` names them; not run by default) take LEO on the features apart, to
+say which part of it costs or buys what against nearest centroid: LEO on the centred features
+nearest centroid uses (leo_features_centred), without its latent steps (leo_no_latent_steps) or
+its fine-tuning steps (leo_no_finetune_steps), without the encoder (universal_features: one
+learned start), and without any step (amortized_pure_features).
+
 Each row's compute counts the pretraining and the embedding once per seed, and is reported with
 its own. Prints JSON on stdout: the machine, the commands, and one object per row.
 """
@@ -48,6 +54,13 @@ ROWS = {  # name: the overrides of its leo-train run (after the data's)
     "meta_sgd_features": [FEATURES, "strategy=meta_sgd"],
     "leo_features": [FEATURES],
     "leo_finetuned": ["model.backbone_lr_scale=0.1", "trainer.max_time=00:00:06:30"],
+}
+ABLATIONS = {  # LEO on the features, one part changed (run only when --rows names them)
+    "leo_features_centred": [FEATURES, "data.source.centre=true"],
+    "leo_no_latent_steps": [FEATURES, "model.inner_steps=0"],
+    "leo_no_finetune_steps": [FEATURES, "model.finetune_steps=0"],
+    "universal_features": [FEATURES, "strategy=universal"],
+    "amortized_pure_features": [FEATURES, "strategy=amortized_pure"],
 }
 # The end-to-end recipe each setting fine-tunes with, its steps cut to fit 6.5 minutes (the
 # 10-minute recipes take 10,500 steps at 5 ways and 5,000 at 20 with 2 tasks a step)
@@ -82,10 +95,16 @@ def main() -> None:
     parser.add_argument("table", choices=["omniglot_minimal"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated")
-    parser.add_argument("--rows", default=",".join(ROWS), help="comma-separated")
+    parser.add_argument(
+        "--rows", default=",".join(ROWS), help=f"comma-separated; ablations: {','.join(ABLATIONS)}"
+    )
     parser.add_argument("--skip-pretrain", action="store_true", help="reuse --out's stage 1")
     parser.add_argument("--out", type=Path, default=None, help="default outputs/bench/own_regime")
     args = parser.parse_args()
+    unknown = set(args.rows.split(",")) - set(ROWS) - set(ABLATIONS)
+    unknown |= set(args.settings.split(",")) - set(SETTINGS)
+    if unknown:  # before the pretraining, not after it
+        parser.error(f"unknown --rows/--settings: {', '.join(sorted(unknown))}")
     out = (args.out or ROOT / "outputs" / "bench" / "own_regime" / f"seed{args.seed}").resolve()
     seed = f"seed={args.seed}"
 
@@ -113,7 +132,8 @@ def main() -> None:
     for setting in args.settings.split(","):
         for row in args.rows.split(","):
             folder = out / setting / row
-            overrides = [*ROWS[row], *SETTINGS[setting], seed, f"hydra.run.dir={folder}"]
+            chosen = ROWS.get(row) or ABLATIONS[row]
+            overrides = [*chosen, *SETTINGS[setting], seed, f"hydra.run.dir={folder}"]
             if row == "leo_finetuned":
                 n_way = int(SETTINGS[setting][0].split("=")[1])
                 overrides = [*FINETUNE_RECIPE[n_way], *overrides]

@@ -37,6 +37,14 @@ def test_hparams_hold_every_overridden_key_and_the_fixed_ones():
     assert not any(key.startswith(("hydra", "~", "callbacks")) for key in params)
 
 
+def test_hparams_put_the_overridden_keys_first_in_the_order_given():
+    """TensorBoard's HParams columns follow this order: what a sweep varied comes first."""
+    overrides = ["model.latent_dim=32", "strategy=maml", "seed=3"]
+    params = hparams(compose_train(*overrides), overrides)
+    assert list(params)[:4] == ["model.latent_dim", "strategy", "seed", "strategy._target_"]
+    assert params["model.latent_dim"] == 32 and params["seed"] == 3  # the values given
+
+
 def test_hparams_show_the_schedule_and_the_augmentation_an_experiment_sets():
     """experiment=omniglot_minimal sets them in its file, not on the command line."""
     params = hparams(compose_train("experiment=omniglot_minimal"), ["experiment=omniglot_minimal"])

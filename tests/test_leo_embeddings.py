@@ -17,7 +17,13 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from leo_lightning.config.schemas import register_configs
-from leo_lightning.data.leo_embeddings import LEOEmbeddingSource, read_embedding_file
+from leo_lightning.data.leo_embeddings import (
+    LEOEmbeddingSource,
+    read_embedding_file,
+    write_embedding_file,
+)
+from leo_lightning.errors import ConfigError, DataNotFoundError
+from leo_lightning.jobs.embed import check_leo_layout
 
 register_configs()
 
@@ -136,15 +142,19 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"dataset": "imagenet"}, "data.source.dataset='imagenet'"),
-        ({"dataset": "tieredImageNet", "view": "multiview"}, "has the view"),
-    ],
+    "kwargs",
+    [{"dataset": "tieredImageNet", "view": "multiview"}, {"dataset": "mine", "view": "side"}],
 )
-def test_invalid_settings_fail_when_the_source_is_built(tmp_path, kwargs, message):
-    with pytest.raises(ValueError, match=message):
+def test_a_view_the_dataset_has_not_fails_when_the_source_is_built(tmp_path, kwargs):
+    with pytest.raises(ValueError, match=f"data.source.view='{kwargs['view']}'.*has the view"):
         LEOEmbeddingSource(tmp_path, **kwargs)
+
+
+def test_a_dataset_without_files_is_named_with_the_datasets_it_could_be(tmp_path):
+    with pytest.raises(
+        DataNotFoundError, match=r"imagenet/.*miniImageNet, tieredImageNet.*leo_layout"
+    ):
+        LEOEmbeddingSource(tmp_path, dataset="imagenet").prepare()
 
 
 def compose_train(*overrides: str):
@@ -206,3 +216,30 @@ def test_the_miniimagenet_experiment_trains_and_tests_on_files_in_the_original_f
 
     assert trainer.global_step == 3
     assert 0.0 <= metrics["test/acc"] <= 1.0
+
+
+def test_a_written_file_reads_back_with_its_classes_and_unit_norm_features(tmp_path):
+    features = torch.randn(5, 4)
+    labels = torch.tensor([1, 0, 1, 2, 0])
+    names = ["Korean/character01", "a-b", "c"]
+    path = write_embedding_file(tmp_path / "test_embeddings.pkl", "test", features, labels, names)
+    pool = read_embedding_file(path)
+    assert pool.class_names == ("Korean_character01", "a_b", "c")  # sorted tokens: same order
+    for c in range(3):
+        rows = pool.index[c, : pool.counts[c]]
+        expected = torch.nn.functional.normalize(features[labels == c], dim=1)
+        assert torch.allclose(pool.data[rows], expected)
+
+
+def test_a_file_that_would_merge_two_classes_is_refused_naming_them(tmp_path):
+    with pytest.raises(ValueError, match=r"classes 'a-b' and 'a_b' would both be 'a_b'"):
+        write_embedding_file(
+            tmp_path / "x.pkl", "train", torch.ones(2, 3), torch.tensor([0, 1]), ["a-b", "a_b"]
+        )
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "..", " mine"])
+def test_leo_embeds_dataset_name_must_be_one_folders_name(name):
+    with pytest.raises(ConfigError, match=r"leo_layout=.*expected a dataset name"):
+        check_leo_layout(name)

@@ -11,6 +11,7 @@ from conftest import ROOT
 from helpers import TINY_RUN, run_script, tiny_module
 
 from leo_lightning.data.embeddings import EmbeddingSource
+from leo_lightning.data.leo_embeddings import LEOEmbeddingSource
 from leo_lightning.errors import ConfigError
 from leo_lightning.jobs.embed import file_sha256
 from leo_lightning.training.pretrainer import pretrained_backbone
@@ -34,7 +35,9 @@ def stages(tmp_path_factory):
     pretrained = run_script("pretrain.py", root, *PRETRAIN, f"hydra.run.dir={root / 'pre'}")
     assert pretrained.returncode == 0, pretrained.stderr[-3000:]
     ckpt = root / "pre" / "checkpoints" / "last.ckpt"
-    embedded = run_script("embed.py", root, f"ckpt_path={ckpt}", f"hydra.run.dir={root / 'emb'}")
+    embedded = run_script(
+        "embed.py", root, f"ckpt_path={ckpt}", f"hydra.run.dir={root / 'emb'}", "leo_layout=glyphs"
+    )
     assert embedded.returncode == 0, embedded.stderr[-3000:]
     return root, ckpt, root / "emb" / "embeddings"
 
@@ -63,6 +66,18 @@ def test_the_embeddings_are_the_backbones_features_of_every_example(stages):
         with torch.no_grad():
             expected = backbone(glyphs[split].data[:10].float() / 255)
         assert torch.allclose(pools[split].data[:10], expected, atol=1e-5)
+
+
+def test_the_original_layout_holds_the_same_features_for_data_leo_embeddings(stages):
+    _, _, embeddings = stages
+    ours = EmbeddingSource(str(embeddings)).load()
+    theirs = LEOEmbeddingSource(embeddings / "leo_layout", dataset="glyphs").load()
+    for split in ("train", "val", "test"):
+        pool, original = ours[split], theirs[split]
+        assert original.n_classes == pool.n_classes
+        assert torch.equal(original.counts.sort().values, pool.counts.sort().values)
+        mine = torch.nn.functional.normalize(pool.data, dim=1)
+        assert torch.allclose(original.data.sort(dim=0).values, mine.sort(dim=0).values)
 
 
 def test_a_run_on_the_features_records_the_checkpoint_they_come_from(stages, tmp_path):

@@ -174,6 +174,26 @@ def test_the_resolved_backbone_precision_is_logged_once_and_recorded_everywhere(
     assert logged == {recorded["name"]}
 
 
+def test_the_hparams_tab_lists_the_runs_overrides_first(trained_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    _, run_dir, _ = trained_run
+    columns = []
+    for events in (run_dir / "tensorboard").rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        try:
+            content = accumulator.PluginTagToContent("hparams").get("_hparams_/experiment")
+        except KeyError:  # an event file without HParams
+            continue
+        if content:
+            experiment = HParamsPluginData.FromString(content).experiment
+            columns = [info.name for info in experiment.hparam_infos]
+    given = [o.split("=")[0] for o in TINY if "=" in o]  # ~callbacks.progress_bar sets none
+    assert columns[: len(given)] == given  # e.g. model.latent_dim before the fixed keys
+
+
 def test_the_inner_loops_precision_is_recorded_beside_the_backbones(trained_run):
     _, run_dir, _ = trained_run
     results = json.loads((run_dir / "results.json").read_text())

@@ -293,6 +293,13 @@ class EmbedSchema:
     )
     batch_size: int = setting(256, "examples per forward pass")
     seed: int = setting(0, "draws the distortions of views > 1")
+    leo_layout: Optional[str] = setting(
+        None,
+        "a dataset name: also write the original LEO's pickle files, "
+        "<run>/embeddings/leo_layout/<name>/<center|multiview>/<split>_embeddings.pkl, which "
+        "data=leo_embeddings data.source.root=<run>/embeddings/leo_layout "
+        "data.source.dataset=<name> reads (as does code written for the original's files)",
+    )
     overwrite: bool = setting(False, "true: delete a non-empty hydra.run.dir first")
     data: Any = MISSING
     paths: Any = MISSING

@@ -10,6 +10,11 @@ original does) and kept as float32 [n, 640].
 Unpickling can run arbitrary code, so the files are read with an unpickler that only accepts the
 types such a file is made of (numpy arrays, dtypes and scalars, and plain Python containers);
 anything else is refused with an error naming the file.
+
+`write_embedding_file` writes the same layout (`leo-embed leo_layout=<name>`), so that features of
+this project's pretraining can be read by code written for the original's files, and by
+`data=leo_embeddings data.source.dataset=<name>` here: a dataset folder other than the two
+originals may hold either view.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import logging
 import os
 import pickle
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +33,12 @@ import torch.nn.functional as F
 from leo_lightning.data.class_pool import ClassPool
 from leo_lightning.errors import DataError, DataNotFoundError
 
-__all__ = ["DATASETS", "LEOEmbeddingSource", "read_embedding_file"]
+__all__ = ["DATASETS", "LEOEmbeddingSource", "read_embedding_file", "write_embedding_file"]
 
 logger = logging.getLogger(__name__)
 
-DATASETS = {"miniImageNet": ("center", "multiview"), "tieredImageNet": ("center",)}
+VIEWS = ("center", "multiview")
+DATASETS = {"miniImageNet": VIEWS, "tieredImageNet": ("center",)}  # the original's files
 SPLITS = ("train", "val", "test")
 DOWNLOAD_HINT = (
     "the files come with the original LEO code (github.com/deepmind/leo, README: "
@@ -110,18 +117,54 @@ def read_embedding_file(path: Path) -> ClassPool:
     return ClassPool.from_labels(features, labels, classes)
 
 
+def key_token(class_name: str) -> str:
+    """A class name as the `<class>` part of a key: '-' separates a key's parts, so it becomes
+    '_' (and '/', ' ' too, which a reader might take for a path or a separator)."""
+    return class_name.replace("-", "_").replace("/", "_").replace(" ", "_")
+
+
+def key_problems(class_names: Sequence[str]) -> list[str]:
+    """Class names that would share a key token (a file that merges two classes)."""
+    seen: dict[str, str] = {}
+    problems = []
+    for name in class_names:
+        token = key_token(name)
+        if token in seen:
+            problems.append(f"classes {seen[token]!r} and {name!r} would both be {token!r}")
+        seen.setdefault(token, name)
+    return problems
+
+
+def write_embedding_file(
+    path: Path, split: str, features: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str]
+) -> Path:
+    """One `<split>_embeddings.pkl` of the original layout: `embeddings` [n, F] float32 and
+    `keys` `<split>-<class>-<class>_<index>`, pickled at protocol 2 (what the original's Python 2
+    files are), written atomically."""
+    problems = key_problems(class_names)
+    if problems:
+        raise DataError(f"{path}: {'; '.join(problems)}")
+    tokens = [key_token(name) for name in class_names]
+    keys = [f"{split}-{tokens[c]}-{tokens[c]}_{i:06d}" for i, c in enumerate(labels.tolist())]
+    data = {"embeddings": features.detach().float().cpu().numpy(), "keys": keys}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as handle:
+        pickle.dump(data, handle, protocol=2)
+    os.replace(tmp, path)
+    return path
+
+
 class LEOEmbeddingSource:
-    """miniImageNet / tieredImageNet as the original LEO's pre-computed 640-d features."""
+    """miniImageNet / tieredImageNet as the original LEO's pre-computed 640-d features, or any
+    dataset written in their layout (leo-embed leo_layout=<name>)."""
 
     def __init__(
         self, root: str | os.PathLike, dataset: str = "miniImageNet", view: str = "center"
     ):
-        if dataset not in DATASETS:
-            raise DataError(f"data.source.dataset={dataset!r}: expected one of {list(DATASETS)}")
-        if view not in DATASETS[dataset]:
-            raise DataError(
-                f"data.source.view={view!r}: {dataset} has the view(s) {list(DATASETS[dataset])}"
-            )
+        views = DATASETS.get(dataset, VIEWS)
+        if view not in views:
+            raise DataError(f"data.source.view={view!r}: {dataset} has the view(s) {list(views)}")
         self.root, self.dataset, self.view = Path(root), dataset, view
 
     def path(self, split: str) -> Path:
@@ -133,7 +176,8 @@ class LEOEmbeddingSource:
             listed = ", ".join(str(p.resolve()) for p in missing)
             raise DataNotFoundError(
                 f"LEO embedding file(s) not found: {listed}. Set data.source.root to the folder "
-                f"that holds {self.dataset}/; {DOWNLOAD_HINT}"
+                f"that holds {self.dataset}/ (data.source.dataset: {', '.join(DATASETS)}, or the "
+                f"name given to leo-embed leo_layout=<name>); {DOWNLOAD_HINT}"
             )
 
     def prepare(self) -> None:

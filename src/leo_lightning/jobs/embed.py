@@ -6,7 +6,8 @@ backbone in eval mode and fp32 over every example of the train, val and test spl
 (by default the data it was pretrained on; `data=<name>` or `data.<key>=` change it) and writes
 `<run>/embeddings/<split>.pt` (data/embeddings.py), which `data=embeddings` reads back. With
 `views` > 1 each example's feature is the mean over the plain image and views - 1 distortions
-by the data's augmentation (the original LEO's "multiview" features).
+by the data's augmentation (the original LEO's "multiview" features). With `leo_layout=<name>` it
+also writes them in the original LEO's pickle layout (data/leo_embeddings.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from leo_lightning.data.augment import Augmentation
 from leo_lightning.data.class_pool import ClassPool
 from leo_lightning.data.classification import examples_and_labels
 from leo_lightning.data.embeddings import SPLITS, write_split
+from leo_lightning.data.leo_embeddings import key_problems, write_embedding_file
 from leo_lightning.data.sampling import episode_generator
 from leo_lightning.errors import ConfigError
 from leo_lightning.jobs.common import write_json
@@ -41,6 +43,7 @@ log = logging.getLogger(__name__)
 def embed(cfg: DictConfig) -> dict:
     """Run one embedding job described by `cfg`; returns what it writes to results.json."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    check_leo_layout(cfg.leo_layout)
     backbone, hparams, stored = pretrained_backbone(cfg.ckpt_path)
     data = stored_data_config(cfg, stored["config"])
     input_shape = tuple(hparams["input_shape"])
@@ -71,6 +74,14 @@ def embed(cfg: DictConfig) -> dict:
         "version": __version__,
     }
     out = run_dir / "embeddings"
+    if cfg.leo_layout:  # refused before the features are computed, not after
+        problems = [
+            f"leo_layout={cfg.leo_layout}: split {split}: {problem}"
+            for split in SPLITS
+            for problem in key_problems(pools[split].class_names)
+        ]
+        if problems:
+            raise ConfigError(problems)
     files = {}
     for split in SPLITS:
         pool = pools[split]
@@ -90,6 +101,11 @@ def embed(cfg: DictConfig) -> dict:
             write_split(out, split, features, labels, pool.class_names, _groups(pool), provenance)
         )
         log.info("%s: %d examples, %d classes -> %s", split, len(labels), pool.n_classes, out)
+        if cfg.leo_layout:
+            view = "multiview" if cfg.views > 1 else "center"
+            path = out / "leo_layout" / cfg.leo_layout / view / f"{split}_embeddings.pkl"
+            write_embedding_file(path, split, features, labels, pool.class_names)
+            files[f"{split}_leo_layout"] = str(path)
     results = {
         "embeddings": str(out),
         "files": files,
@@ -125,6 +141,16 @@ def image_features(
             total += backbone(as_float(augment(batch, generator)).to(device)).float()
         out.append((total / views).cpu())
     return torch.cat(out)
+
+
+def check_leo_layout(name: str | None) -> None:
+    """The dataset name of leo_layout is one folder's name (data.source.dataset reads it)."""
+    if name is None:
+        return
+    if not name or name in (".", "..") or any(c in name for c in "/\\") or name != name.strip():
+        raise ConfigError(
+            [f"leo_layout={name!r}: expected a dataset name to use as one folder's name"]
+        )
 
 
 def _groups(pool: ClassPool) -> list[str] | None:

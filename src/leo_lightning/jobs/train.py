@@ -150,16 +150,21 @@ def hparam_keys(cfg: DictConfig) -> list[str]:
 def hparams(cfg: DictConfig, overrides: list[str]) -> dict:
     """The fixed keys and every key this job's overrides set (a swept key, whatever it is),
     as scalars TensorBoard shows: a group choice (`strategy=maml`) as its option name, a list
-    or mapping as text."""
-    params = {key: OmegaConf.select(cfg, key) for key in hparam_keys(cfg)}
+    or mapping as text. The overridden keys come first, in the order they were given, then the
+    fixed ones: TensorBoard's HParams columns follow this order, and what a sweep varied is what
+    a reader looks for (alphabetically, a swept key could sit behind thirty fixed ones)."""
+    fixed = {key: OmegaConf.select(cfg, key) for key in hparam_keys(cfg)}
     for key in ("strategy._target_", "data.augment._target_"):
-        params[key] = str(params[key]).rsplit(".", 1)[-1]
+        fixed[key] = str(fixed[key]).rsplit(".", 1)[-1]
+    overridden = {}
     for override in overrides:
         key, _, text = override.lstrip("+~").partition("=")
         if key.startswith("hydra.") or not text:
             continue
         value = OmegaConf.select(cfg, key, default=text)
-        params[key] = text if OmegaConf.is_config(value) else value
+        overridden[key] = text if OmegaConf.is_config(value) else value
+    # overridden keys first, then the fixed ones (the strategy first), the overridden values won
+    params = {**overridden, **fixed, **overridden}
     return {k: v if isinstance(v, bool | int | float | str) else str(v) for k, v in params.items()}
 
 
