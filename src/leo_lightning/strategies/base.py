@@ -129,9 +129,7 @@ class Strategy(nn.Module, ABC):
         A comparison of strategies names it, since bf16 steps adapt differently from fp32."""
         if self.adapted_parameters(net, n_way=2) == 0:
             return "none"
-        if self.adaptation_precision == BACKBONE:
-            return net.resolve_precision(device).name
-        return FP32
+        return net.resolve_precision(device).name if self.adapting_autocast() else FP32
 
     def adapting_autocast(self) -> bool:
         """Whether its steps through the backbone run under the backbone's autocast."""

@@ -130,8 +130,9 @@ class PerTask(Strategy):
             tensor.requires_grad_()
 
         def features(params: dict[str, Tensor], x: Tensor) -> Tensor:  # one task's examples
-            backbone = lambda t: functional_call(template, params, (t,))  # noqa: E731
-            return net.features(x, backbone=backbone, autocast=False)  # see the module's doc
+            return net.features(  # fp32: see the module's doc
+                x, backbone=lambda t: functional_call(template, params, (t,)), autocast=False
+            )
 
         initial_mean = split_gaussian(state["q_z"])[0].detach().clone()  # Adam moves q_z in place
         batched_features = torch.vmap(features)

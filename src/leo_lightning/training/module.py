@@ -27,7 +27,7 @@ from leo_lightning.models import precision
 from leo_lightning.models.leo import LEONet
 from leo_lightning.strategies.base import ModelDims, Strategy, TaskOutput
 from leo_lightning.strategies.catalog import strategy_class
-from leo_lightning.strategies.spec import add_settings_it_lacked, move_keys
+from leo_lightning.strategies.spec import StrategySpec, add_settings_it_lacked, move_keys
 from leo_lightning.training import dashboards, schedules
 from leo_lightning.training.checkpoints import (
     CHECKPOINT_KEY,
@@ -580,24 +580,29 @@ class LEOModule(L.LightningModule):
             schedules.rebase_scheduler_state(state, bases, ratio)
 
 
+def _spec_of(strategy: Mapping) -> StrategySpec | None:
+    """The spec of a stored strategy config's class; None where it names none we know
+    (instantiate then says what is wrong with it)."""
+    try:
+        return strategy_class(strategy["_target_"]).spec
+    except (KeyError, ValueError):
+        return None
+
+
 def _with_settings_it_lacked(strategy: Mapping) -> tuple[dict, list[str]]:
     """A stored strategy config with the settings added since its checkpoint was written, at
     the values it was trained with (spec.add_settings_it_lacked), and a line for each."""
-    try:
-        spec = strategy_class(strategy["_target_"]).spec
-    except (KeyError, ValueError):
-        return dict(strategy), []  # instantiate says what is wrong with it
-    return add_settings_it_lacked(spec, strategy)
+    spec = _spec_of(strategy)
+    return add_settings_it_lacked(spec, strategy) if spec else (dict(strategy), [])
 
 
 def _with_moved_keys(strategy: dict, settings: dict) -> tuple[dict, dict]:
     """The strategy's config and the model's settings with the strategy's old spellings moved
     to their keys (spec.MovedKey): a checkpoint of 0.2.0 stored MAML's steps as
     `inner_steps` among the model's settings, and its rate as the strategy's `inner_lr`."""
-    try:
-        spec = strategy_class(strategy["_target_"]).spec
-    except (KeyError, ValueError):
-        return strategy, settings  # instantiate says what is wrong with it
+    spec = _spec_of(strategy)
+    if spec is None:
+        return strategy, settings
     tree = {"strategy": dict(strategy), "model": dict(settings)}
     for note in move_keys(spec, tree, over_new=False):
         log.info(note)
