@@ -50,7 +50,7 @@ def main() -> None:
     ]
     env = dict(os.environ, LEO_OUTPUT_DIR=str(output_dir))
     subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
-    events = next(output_dir.glob("runs/*/*/tensorboard/events.out.tfevents.*"))
+    events = next(output_dir.glob("runs/*/*/tensorboard/*/events.out.tfevents.*"))
     accumulator = EventAccumulator(str(events))
     accumulator.Reload()
     start = accumulator.FirstEventTimestamp()

@@ -6,7 +6,7 @@ import pytest
 from helpers import quiet_trainer, random_image_datamodule, tiny_module
 from test_config import compose_train
 
-from leo_lightning.jobs.train import hparams
+from leo_lightning.jobs.train import hparams, shown_as_written
 from leo_lightning.training.memory import CPU_SOURCE, PeakStepMemory
 
 
@@ -53,3 +53,9 @@ def test_hparams_show_the_schedule_and_the_augmentation_an_experiment_sets():
     plain = hparams(compose_train(), [])
     assert plain["model.lr_schedule"] == "constant"
     assert plain["data.augment._target_"] == "no_augmentation"
+
+
+def test_integers_and_booleans_are_shown_as_written_and_floats_stay_numbers():
+    """TensorBoard prints a number to five digits (128 as 128.00); torch logs a bool as 1.0."""
+    shown = shown_as_written({"model.latent_dim": 128, "data.trainval": True, "model.lr": 1e-3})
+    assert shown == {"model.latent_dim": "128", "data.trainval": "true", "model.lr": 1e-3}

@@ -324,6 +324,8 @@ def test_basic_multirun_gives_each_job_its_own_dir(tmp_path):
         dims[job.name] = config["model"]["latent_dim"]
         assert (job / "results.json").exists()
         assert list((job / "checkpoints").glob("*.ckpt"))
+        (label,) = (job / "tensorboard").iterdir()  # TensorBoard names the run by what it varies
+        assert label.name.startswith(f"model.latent_dim={dims[job.name]},")
     assert dims == {"0": 32, "1": 64, "2": 128}
 
 

@@ -9,6 +9,8 @@ import pytest
 import torch
 from helpers import TINY_CONV4, TINY_RUN, run_script
 
+from leo_lightning.config.run_label import label_of
+
 pytestmark = pytest.mark.slow
 
 TINY = [*TINY_RUN, *TINY_CONV4, "data.eval_batch_size=16"]
@@ -34,7 +36,7 @@ def test_run_dir_holds_config_log_checkpoints_events_and_results(trained_run):
     assert (run_dir / "train.log").is_file()
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert list((run_dir / "checkpoints").glob("best-*.ckpt"))
-    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((run_dir / "tensorboard" / label_of(TINY)).glob("events.out.tfevents.*"))
     results = json.loads((run_dir / "results.json").read_text())
     for key in (
         "test/acc",
@@ -141,12 +143,27 @@ def test_tensorboard_holds_hparams_with_real_metrics_and_rate_histograms(trained
     assert "custom_scalars__config__" in tags  # the Custom Scalars tab's layout
 
 
-def test_the_resolved_backbone_precision_is_logged_once_and_recorded_everywhere(trained_run):
-    """`auto` is decided at the start; results.json, the checkpoint, the log and the HParams
-    all say what ran, so two runs on different machines are never silently compared."""
+def hparams_record(run_dir, tag: str):
+    """The HParams plugin's record `_hparams_/<tag>` (experiment or session_start_info) of the
+    run's TensorBoard events."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
+    for events in (run_dir / "tensorboard").rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        try:
+            content = accumulator.PluginTagToContent("hparams").get(f"_hparams_/{tag}")
+        except KeyError:  # an event file without HParams
+            continue
+        if content:
+            return getattr(HParamsPluginData.FromString(content), tag)
+    raise AssertionError(f"no _hparams_/{tag} in {run_dir / 'tensorboard'}")
+
+
+def test_the_resolved_backbone_precision_is_logged_once_and_recorded_everywhere(trained_run):
+    """`auto` is decided at the start; results.json, the checkpoint, the log and the HParams
+    all say what ran, so two runs on different machines are never silently compared."""
     _, run_dir, _ = trained_run
     recorded = json.loads((run_dir / "results.json").read_text())["backbone_precision"]
     assert recorded["name"] in {"fp32", "bf16"} and recorded["reason"]
@@ -159,39 +176,23 @@ def test_the_resolved_backbone_precision_is_logged_once_and_recorded_everywhere(
     ]
     assert len(log_lines) == 1
     assert f"backbone precision: {recorded['name']} ({recorded['reason']})" in log_lines[0]
-    logged = set()
-    for events in (run_dir / "tensorboard").rglob("events.out.tfevents.*"):
-        accumulator = EventAccumulator(str(events))
-        accumulator.Reload()
-        try:
-            tags = accumulator.PluginTagToContent("hparams")
-        except KeyError:  # an event file without HParams
-            continue
-        content = tags.get("_hparams_/session_start_info")
-        if content:
-            hparams = HParamsPluginData.FromString(content).session_start_info.hparams
-            logged.add(hparams["backbone_precision"].string_value)
-    assert logged == {recorded["name"]}
+    logged = hparams_record(run_dir, "session_start_info").hparams["backbone_precision"]
+    assert logged.string_value == recorded["name"]
 
 
 def test_the_hparams_tab_lists_the_runs_overrides_first(trained_run):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
-
     _, run_dir, _ = trained_run
-    columns = []
-    for events in (run_dir / "tensorboard").rglob("events.out.tfevents.*"):
-        accumulator = EventAccumulator(str(events))
-        accumulator.Reload()
-        try:
-            content = accumulator.PluginTagToContent("hparams").get("_hparams_/experiment")
-        except KeyError:  # an event file without HParams
-            continue
-        if content:
-            experiment = HParamsPluginData.FromString(content).experiment
-            columns = [info.name for info in experiment.hparam_infos]
+    columns = [info.name for info in hparams_record(run_dir, "experiment").hparam_infos]
     given = [o.split("=")[0] for o in TINY if "=" in o]  # ~callbacks.progress_bar sets none
     assert columns[: len(given)] == given  # e.g. model.latent_dim before the fixed keys
+
+
+def test_the_hparams_tab_shows_integers_and_booleans_as_written(trained_run):
+    _, run_dir, _ = trained_run
+    values = hparams_record(run_dir, "session_start_info").hparams
+    assert values["model.latent_dim"].string_value == "8"  # TINY_CONV4's value
+    assert values["trainer.enable_progress_bar"].string_value == "false"
+    assert values["model.lr"].number_value == pytest.approx(1e-3)
 
 
 def test_the_inner_loops_precision_is_recorded_beside_the_backbones(trained_run):

@@ -17,6 +17,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from leo_lightning.config.run_label import register_run_label_resolver
 from leo_lightning.config.settings_help import register_help_resolver
 from leo_lightning.data.augment import AffineSettings
 from leo_lightning.data.combined import CombinedSource
@@ -328,6 +329,7 @@ def register_configs() -> None:
     by its absolute path (`- /schema_glyphs` in conf/data/glyphs.yaml)."""
     cs = ConfigStore.instance()
     register_help_resolver(TrainSchema, TrainerSchema)  # --help's settings (hydra/default.yaml)
+    register_run_label_resolver()  # TensorBoard's run name (logger/tensorboard.yaml)
     cs.store(name="schema_train", node=TrainSchema)
     cs.store(name="schema_eval", node=EvalSchema)
     cs.store(name="schema_predict", node=PredictSchema)

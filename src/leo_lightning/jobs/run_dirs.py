@@ -37,6 +37,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from leo_lightning.config.run_label import STARTING_KEYS, job_overrides, override_key
 from leo_lightning.errors import CheckpointError, ConfigError
 from leo_lightning.jobs import run_lock
 
@@ -117,12 +118,6 @@ def same_job_last_checkpoint(output_dir: Path, overrides: list[str]) -> Path:
 
 def _describe(run_dir: Path) -> str:
     return " ".join(job_overrides(stored_overrides(run_dir))) or "no overrides"
-
-
-def job_overrides(overrides: list[str] | None) -> list[str]:
-    """What makes a run the job it is: its command-line overrides, less the ones that only
-    say how it starts (ckpt_path, overwrite)."""
-    return sorted(o for o in overrides or [] if _key(o) not in ("ckpt_path", "overwrite"))
 
 
 def stored_overrides(run_dir: Path) -> list[str] | None:
@@ -326,17 +321,12 @@ def _exit_on_error(check, *args) -> None:
 # -- the command that resumes this run ---------------------------------------------------------
 
 
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
 def resume_command(checkpoint: str | Path) -> str:
     """The command that resumes this run from `checkpoint` in its own folder: the script, this
     run's own overrides (in a multirun: this job's, without -m and the other jobs' values), the
     checkpoint and hydra.run.dir. Shell-quoted, so it can be pasted as it is."""
     hydra = HydraConfig.get()
-    replaced = {"ckpt_path", "overwrite"}
-    overrides = [o for o in hydra.overrides.task if _key(o) not in replaced]
+    overrides = [o for o in hydra.overrides.task if override_key(o) not in STARTING_KEYS]
     run_dir = hydra.runtime.output_dir
     resume = [f"ckpt_path={checkpoint}", f"hydra.run.dir={run_dir}"]
     args = [*_command(hydra.job.name), *overrides, *resume]

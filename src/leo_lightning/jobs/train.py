@@ -168,6 +168,23 @@ def hparams(cfg: DictConfig, overrides: list[str]) -> dict:
     return {k: v if isinstance(v, bool | int | float | str) else str(v) for k, v in params.items()}
 
 
+def shown_as_written(params: dict) -> dict:
+    """HParams values as TensorBoard should show them: integers and booleans as the text a user
+    writes (`128`, `true`). TensorBoard's HParams values are numbers, text or booleans, and its
+    table prints every number to five significant digits (`128.00`, `5.0000`), so an integer
+    logged as a number reads as a float; torch's writer also logs a bool as the number 1.0
+    (it tests for int before bool). Floats stay numbers, so their columns sort and filter by
+    value."""
+    shown = {}
+    for key, value in params.items():
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, int):
+            value = str(value)
+        shown[key] = value
+    return shown
+
+
 def _log_hparams(trainer: L.Trainer, cfg: DictConfig, results: dict) -> None:
     """The TensorBoard HParams tab: the swept keys against real metrics (best validation and
     test accuracy), so the runs of a multirun compare in one view."""
@@ -183,7 +200,7 @@ def _log_hparams(trainer: L.Trainer, cfg: DictConfig, results: dict) -> None:
     }
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(params, metrics=metrics)
+            logger.log_hyperparams(shown_as_written(params), metrics=metrics)
             logger.finalize("success")
 
 
