@@ -35,6 +35,7 @@ def toy_net(first_order: bool = False) -> LEONet:
         decoder="linear",
         decoder_experts=2,
         compile_inner_loops=None,
+        latent_step_bound=None,
     )
 
 

@@ -95,6 +95,7 @@ RULES = (
     Rule("model.relation_rounds", _at_least(1), ">= 1"),
     Rule("model.decoder", lambda v: v in DECODERS, f"one of {', '.join(DECODERS)}"),
     Rule("model.decoder_experts", _at_least(2), ">= 2"),
+    Rule("model.latent_step_bound", lambda v: v is None or _positive(v), "null or > 0"),
     Rule("pretrain.batch_size", _at_least(1), ">= 1"),
     Rule("pretrain.lr", _positive, "> 0"),
     Rule("pretrain.momentum", lambda v: 0 <= v < 1, "in [0, 1)"),

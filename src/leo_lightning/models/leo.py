@@ -98,6 +98,7 @@ class LEONet(nn.Module):
         decoder: str,
         decoder_experts: int,
         compile_inner_loops: str | None,
+        latent_step_bound: float | None,
     ):
         """Every setting given: their defaults are the model's (training/settings.py)."""
         super().__init__()
@@ -130,6 +131,7 @@ class LEONet(nn.Module):
         # Trainer, the same on every rank); `auto` can only be decided there.
         self.precision: precision.BackbonePrecision | None = None
         self.deterministic = deterministic
+        self.latent_step_bound = latent_step_bound
         if compile_inner_loops not in COMPILE_MODES:
             raise ValueError(
                 f"model.compile_inner_loops={compile_inner_loops!r}: must be "
@@ -231,7 +233,9 @@ class LEONet(nn.Module):
             grad_params = draw_gaussian_vjp(params, eps, offset, grad_weights)
             return loss, self.decoder.vjp(z, grad_params)
 
-        return self._descend(latents, gradient, rate, steps, features, labels)
+        return self._descend(
+            latents, gradient, rate, steps, features, labels, self.latent_step_bound
+        )
 
     def finetune(
         self, weights: Tensor, features: Tensor, labels: Tensor
@@ -242,11 +246,14 @@ class LEONet(nn.Module):
             return support_gradient(inputs, targets, w)
 
         rate = self._rates("finetune_lr", "finetune_steps")
-        return self._descend(weights, gradient, rate, self.finetune_steps, features, labels)
+        return self._descend(
+            weights, gradient, rate, self.finetune_steps, features, labels, bound=None
+        )
 
-    def _descend(self, state, gradient, rate, steps, features, labels):
+    def _descend(self, state, gradient, rate, steps, features, labels, bound):
         """`steps` steps state <- state - (rate / K) * gradient, each on the support features
-        under a fresh dropout mask (all drawn at once).
+        under a fresh dropout mask (all drawn at once); with a `bound`, each row's change in
+        one step is scaled down to that norm where it is longer (model.latent_step_bound).
 
         The gradients are differentiable tensor ops, so meta-training differentiates through
         the steps (second order) with one backward pass and no autograd call per step; with
@@ -262,11 +269,11 @@ class LEONet(nn.Module):
         )
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.training):
             state, losses = run(
-                self, state, gradient, rate, steps, features, targets, masks, keep_graph
+                self, state, gradient, rate, steps, features, targets, masks, keep_graph, bound
             )
         return state, [loss / labels.shape[0] for loss in losses]
 
-    def _steps(self, state, gradient, rate, steps, features, targets, masks, keep_graph):
+    def _steps(self, state, gradient, rate, steps, features, targets, masks, keep_graph, bound):
         """The steps themselves, given every random number: a function of tensors only, which
         model.compile_inner_loops hands to torch.compile (no autograd call inside, so
         meta-training differentiates the compiled graph once)."""
@@ -276,7 +283,10 @@ class LEONet(nn.Module):
             loss, grad = gradient(state, step, inputs, targets)
             grad = grad if keep_graph else grad.detach()
             step_rate = rate[step] if rate.ndim == 2 else rate  # [d] or [F]
-            state = state - (step_rate / targets.mean_shots) * grad
+            change = (step_rate / targets.mean_shots) * grad  # [B, N, d] or [B, N, F]
+            if bound is not None:  # min(1, bound / |change|) per row, differentiable
+                change = change * (bound / change.norm(dim=-1, keepdim=True).clamp_min(bound))
+            state = state - change
             losses.append(loss)
         return state, losses
 

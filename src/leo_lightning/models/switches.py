@@ -11,4 +11,5 @@ SWITCHES = {
     "per_step_rates": False,  # models/leo.py
     "decoder": "linear",  # models/leo.py: DECODERS
     "decoder_experts": 4,  # E of decoder=mixture; not a switch of its own, read with it
+    "latent_step_bound": None,  # models/leo.py: no bound on a latent step (the paper)
 }

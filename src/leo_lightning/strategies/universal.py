@@ -27,7 +27,7 @@ class Universal(LatentStrategy):
         meta_learned="the starting code z_meta, the backbone, decoder and the per-dimension "
         "latent and fine-tuning rates",
         settings={"batch_norm": LATENT_BATCH_NORM},
-        switches=frozenset({"decoder", "decoder_experts", "per_step_rates"}),
+        switches=frozenset({"decoder", "decoder_experts", "per_step_rates", "latent_step_bound"}),
         why_not="it starts every class from the learned z_meta: no encoder or relation network",
     )
 

@@ -110,6 +110,7 @@ class LEOModule(L.LightningModule):
             decoder=s.decoder,
             decoder_experts=s.decoder_experts,
             compile_inner_loops=s.compile_inner_loops,
+            latent_step_bound=s.latent_step_bound,
         )
         backbone_shapes = tuple(
             (name, tuple(p.shape)) for name, p in self.net.backbone.named_parameters()

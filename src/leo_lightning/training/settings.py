@@ -92,3 +92,9 @@ class LEOSettings(Declared):
     decoder_experts: int = setting(
         SWITCHES["decoder_experts"], "E, the decoders of model.decoder=mixture (>= 2)"
     )
+    latent_step_bound: Optional[float] = setting(
+        SWITCHES["latent_step_bound"],
+        "the largest norm of one class code's change in one latent step (null: unbounded, the "
+        "paper); keeps the steps finite when the learned rates outgrow sharp pretrained "
+        "features; amortized, universal",
+    )
