@@ -33,7 +33,7 @@ train: install
 	$(BIN)/python scripts/train.py $(ARGS)
 
 test: install-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto --dist loadscope $(PYTEST_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check src scripts tests benchmarks

@@ -14,6 +14,22 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("LEO_PROJECT_ROOT", str(ROOT))
 
 
+def _share_the_cores_between_workers() -> None:
+    """Under pytest-xdist (`make test` runs one worker per core), each worker and every process
+    a test starts gets its share of the cores as torch threads. With torch's default, a
+    thread per core in every worker, the workers' threads wait on each other's cores (a torch
+    step made of small operations stalls whenever one of its threads is descheduled) and the
+    suite runs slower in parallel than alone."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        os.environ["OMP_NUM_THREADS"] = threads  # the training processes tests start
+        torch.set_num_threads(int(threads))
+
+
+_share_the_cores_between_workers()
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_threads():
     torch.manual_seed(0)
