@@ -210,3 +210,21 @@ def _refuse_new_files(folder, monkeypatch):
     )
     monkeypatch.setattr(os, "rename", rename(os.rename))
     monkeypatch.setattr(os, "replace", rename(os.replace))
+
+
+def hparams_record(run_dir, tag: str):
+    """The HParams plugin's record `_hparams_/<tag>` (experiment or session_start_info) of the
+    run's TensorBoard events."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    for events in (run_dir / "tensorboard").rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        try:
+            content = accumulator.PluginTagToContent("hparams").get(f"_hparams_/{tag}")
+        except KeyError:  # an event file without HParams
+            continue
+        if content:
+            return getattr(HParamsPluginData.FromString(content), tag)
+    raise AssertionError(f"no _hparams_/{tag} in {run_dir / 'tensorboard'}")

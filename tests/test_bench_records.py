@@ -6,7 +6,8 @@ import pytest
 from helpers import quiet_trainer, random_image_datamodule, tiny_module
 from test_config import compose_train
 
-from leo_lightning.jobs.train import hparams, shown_as_written
+from leo_lightning.jobs.train import hparams, swept_keys
+from leo_lightning.training.hparams_tab import shown_as_written
 from leo_lightning.training.memory import CPU_SOURCE, PeakStepMemory
 
 
@@ -59,3 +60,30 @@ def test_integers_and_booleans_are_shown_as_written_and_floats_stay_numbers():
     """TensorBoard prints a number to five digits (128 as 128.00); torch logs a bool as 1.0."""
     shown = shown_as_written({"model.latent_dim": 128, "data.trainval": True, "model.lr": 1e-3})
     assert shown == {"model.latent_dim": "128", "data.trainval": "true", "model.lr": 1e-3}
+
+
+def test_a_deleted_key_is_not_shown_as_a_setting():
+    params = hparams(compose_train("~callbacks.progress_bar"), ["~callbacks.progress_bar=null"])
+    assert not any(key.startswith(("~", "callbacks")) for key in params)
+
+
+def test_a_multirun_job_s_swept_keys_are_those_its_sweep_did_not_fix():
+    job = ["model.latent_dim=16", "debug=fast", "seed=3", "ckpt_path=last", "~callbacks.x"]
+    sweep = ["model.latent_dim=8,16", "debug=fast", "seed=3"]
+    assert swept_keys(job, sweep) == {"model.latent_dim"}
+
+
+def test_a_fixed_value_spelled_otherwise_by_the_job_is_not_swept():
+    """Hydra writes a multirun job's `false` as `False`: the same value."""
+    job = ["model.latent_dim=16", "trainer.enable_progress_bar=False"]
+    sweep = ["model.latent_dim=8,16", "trainer.enable_progress_bar=false"]
+    assert swept_keys(job, sweep) == {"model.latent_dim"}
+
+
+def test_an_optuna_trial_s_sampled_keys_are_swept():
+    """The sampled values are not on the sweep's command line at all."""
+    assert swept_keys(["model.lr=0.003", "debug=fast"], ["debug=fast"]) == {"model.lr"}
+
+
+def test_a_single_run_s_swept_keys_are_the_ones_it_sets():
+    assert swept_keys(["model.latent_dim=16", "overwrite=true"], None) == {"model.latent_dim"}

@@ -13,7 +13,7 @@ import optuna
 import pytest
 import yaml
 from conftest import ROOT
-from helpers import TINY_RUN, run_script
+from helpers import TINY_RUN, hparams_record, run_script
 from hydra import compose, initialize_config_dir
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
@@ -326,6 +326,8 @@ def test_basic_multirun_gives_each_job_its_own_dir(tmp_path):
         assert list((job / "checkpoints").glob("*.ckpt"))
         (label,) = (job / "tensorboard").iterdir()  # TensorBoard names the run by what it varies
         assert label.name.startswith(f"model.latent_dim={dims[job.name]},")
+        infos = hparams_record(job, "experiment").hparam_infos  # and its HParams column first
+        assert {info.name for info in infos if info.differs} == {"model.latent_dim"}
     assert dims == {"0": 32, "1": 64, "2": 128}
 
 

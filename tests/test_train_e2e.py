@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 import torch
-from helpers import TINY_CONV4, TINY_RUN, run_script
+from helpers import TINY_CONV4, TINY_RUN, hparams_record, run_script
 
 from leo_lightning.config.run_label import label_of
 
@@ -143,24 +143,6 @@ def test_tensorboard_holds_hparams_with_real_metrics_and_rate_histograms(trained
     assert "custom_scalars__config__" in tags  # the Custom Scalars tab's layout
 
 
-def hparams_record(run_dir, tag: str):
-    """The HParams plugin's record `_hparams_/<tag>` (experiment or session_start_info) of the
-    run's TensorBoard events."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
-
-    for events in (run_dir / "tensorboard").rglob("events.out.tfevents.*"):
-        accumulator = EventAccumulator(str(events))
-        accumulator.Reload()
-        try:
-            content = accumulator.PluginTagToContent("hparams").get(f"_hparams_/{tag}")
-        except KeyError:  # an event file without HParams
-            continue
-        if content:
-            return getattr(HParamsPluginData.FromString(content), tag)
-    raise AssertionError(f"no _hparams_/{tag} in {run_dir / 'tensorboard'}")
-
-
 def test_the_resolved_backbone_precision_is_logged_once_and_recorded_everywhere(trained_run):
     """`auto` is decided at the start; results.json, the checkpoint, the log and the HParams
     all say what ran, so two runs on different machines are never silently compared."""
@@ -180,11 +162,14 @@ def test_the_resolved_backbone_precision_is_logged_once_and_recorded_everywhere(
     assert logged.string_value == recorded["name"]
 
 
-def test_the_hparams_tab_lists_the_runs_overrides_first(trained_run):
+def test_the_hparams_tab_puts_the_keys_a_run_sets_first(trained_run):
+    """TensorBoard orders the HParams columns by whether a key differs between runs, then by
+    name, and shows the first few: the keys a run sets are the ones marked as differing."""
     _, run_dir, _ = trained_run
-    columns = [info.name for info in hparams_record(run_dir, "experiment").hparam_infos]
-    given = [o.split("=")[0] for o in TINY if "=" in o]  # ~callbacks.progress_bar sets none
-    assert columns[: len(given)] == given  # e.g. model.latent_dim before the fixed keys
+    infos = hparams_record(run_dir, "experiment").hparam_infos
+    given = {o.split("=")[0] for o in TINY if "=" in o}  # ~callbacks.progress_bar sets none
+    assert {info.name for info in infos if info.differs} == given
+    assert len(infos) > 2 * len(given)  # and the fixed keys are there, not differing
 
 
 def test_the_hparams_tab_shows_integers_and_booleans_as_written(trained_run):

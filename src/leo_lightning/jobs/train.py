@@ -14,11 +14,14 @@ from pathlib import Path
 
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
+from leo_lightning.config.run_label import STARTING_KEYS, override_key
 from leo_lightning.config.schemas import LEOSchema
 from leo_lightning.errors import ConfigError
 from leo_lightning.jobs.common import build_trainer, format_accuracy, test_metrics, write_json
@@ -30,6 +33,7 @@ from leo_lightning.training.checkpoints import (
     check_compatible,
     read_checkpoint,
 )
+from leo_lightning.training.hparams_tab import write_hparams
 from leo_lightning.training.memory import PeakStepMemory, step_memory_problem
 from leo_lightning.training.module import LEOModule
 from leo_lightning.version import __version__
@@ -151,15 +155,14 @@ def hparams(cfg: DictConfig, overrides: list[str]) -> dict:
     """The fixed keys and every key this job's overrides set (a swept key, whatever it is),
     as scalars TensorBoard shows: a group choice (`strategy=maml`) as its option name, a list
     or mapping as text. The overridden keys come first, in the order they were given, then the
-    fixed ones: TensorBoard's HParams columns follow this order, and what a sweep varied is what
-    a reader looks for (alphabetically, a swept key could sit behind thirty fixed ones)."""
+    fixed ones (TensorBoard's HParams tab orders its columns itself: see `swept_keys`)."""
     fixed = {key: OmegaConf.select(cfg, key) for key in hparam_keys(cfg)}
     for key in ("strategy._target_", "data.augment._target_"):
         fixed[key] = str(fixed[key]).rsplit(".", 1)[-1]
     overridden = {}
     for override in overrides:
-        key, _, text = override.lstrip("+~").partition("=")
-        if key.startswith("hydra.") or not text:
+        key, _, text = override.lstrip("+").partition("=")
+        if key.startswith(("hydra.", "~")) or not text:  # ~key deletes a key: no value to show
             continue
         value = OmegaConf.select(cfg, key, default=text)
         overridden[key] = text if OmegaConf.is_config(value) else value
@@ -168,27 +171,49 @@ def hparams(cfg: DictConfig, overrides: list[str]) -> dict:
     return {k: v if isinstance(v, bool | int | float | str) else str(v) for k, v in params.items()}
 
 
-def shown_as_written(params: dict) -> dict:
-    """HParams values as TensorBoard should show them: integers and booleans as the text a user
-    writes (`128`, `true`). TensorBoard's HParams values are numbers, text or booleans, and its
-    table prints every number to five significant digits (`128.00`, `5.0000`), so an integer
-    logged as a number reads as a float; torch's writer also logs a bool as the number 1.0
-    (it tests for int before bool). Floats stay numbers, so their columns sort and filter by
-    value."""
-    shown = {}
-    for key, value in params.items():
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        elif isinstance(value, int):
-            value = str(value)
-        shown[key] = value
-    return shown
+def swept_keys(overrides: list[str], sweep_overrides: list[str] | None) -> set[str]:
+    """The keys a run's sweep varied, the HParams tab's first columns: of a multirun job's
+    overrides, those its sweep's command line (`sweep_overrides`) does not fix to the same value
+    (a comma list, a range, or a value the Optuna sweeper sampled); of a single run
+    (`sweep_overrides` None), every key it sets (what it changes from the defaults). Values are
+    compared as Hydra parses them: a job's overrides spell `false` as `False`."""
+    parse = OverridesParser.create().parse_overrides
+    given = {
+        override_key(o.input_line): o.value()
+        for o in parse(overrides)
+        if not o.is_delete()
+        and override_key(o.input_line) not in STARTING_KEYS
+        and not o.is_hydra_override()
+    }
+    if sweep_overrides is None:
+        return set(given)
+    fixed = {
+        override_key(o.input_line): o.value()
+        for o in parse(sweep_overrides)
+        if not o.is_sweep_override() and not o.is_delete()
+    }
+    return {key for key, value in given.items() if key not in fixed or fixed[key] != value}
+
+
+def _sweep_overrides() -> list[str] | None:
+    """A multirun's command-line overrides as its sweep folder records them (multirun.yaml),
+    None for a single run or a sweep folder without the record."""
+    hydra = HydraConfig.get()
+    if hydra.mode != RunMode.MULTIRUN:
+        return None
+    record = Path(hydra.sweep.dir) / "multirun.yaml"
+    try:
+        stored = OmegaConf.select(OmegaConf.load(record), "hydra.overrides.task", default=None)
+    except (OSError, ValueError):
+        return None
+    return None if stored is None else [str(o) for o in stored]
 
 
 def _log_hparams(trainer: L.Trainer, cfg: DictConfig, results: dict) -> None:
-    """The TensorBoard HParams tab: the swept keys against real metrics (best validation and
-    test accuracy), so the runs of a multirun compare in one view."""
-    params = hparams(cfg, list(HydraConfig.get().overrides.task))
+    """The TensorBoard HParams tab: the swept keys first, against real metrics (best validation
+    and test accuracy), so the runs of a multirun compare in one view."""
+    overrides = list(HydraConfig.get().overrides.task)
+    params = hparams(cfg, overrides)
     if "backbone_precision" in results:
         params["backbone_precision"] = results["backbone_precision"]["name"]
     if "inner_loop_precision" in results:
@@ -200,7 +225,7 @@ def _log_hparams(trainer: L.Trainer, cfg: DictConfig, results: dict) -> None:
     }
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(shown_as_written(params), metrics=metrics)
+            write_hparams(logger, params, metrics, swept_keys(overrides, _sweep_overrides()))
             logger.finalize("success")
 
 
