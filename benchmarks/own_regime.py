@@ -23,7 +23,8 @@ The ablation rows (`--rows` names them; not run by default) take LEO on the feat
 say which part of it costs or buys what against nearest centroid: LEO on the centred features
 nearest centroid uses (leo_features_centred), without its latent steps (leo_no_latent_steps) or
 its fine-tuning steps (leo_no_finetune_steps), without the encoder (universal_features: one
-learned start), and without any step (amortized_pure_features).
+learned start), and without any step (amortized_pure_features); and leo_finetuned with each
+latent step bounded (leo_finetuned_bounded, model.latent_step_bound=1.0).
 
 Each row's compute counts the pretraining and the embedding once per seed, and is reported with
 its own. Prints JSON on stdout: the machine, the commands, and one object per row.
@@ -61,6 +62,7 @@ ABLATIONS = {  # LEO on the features, one part changed (run only when --rows nam
     "leo_no_finetune_steps": [FEATURES, "model.finetune_steps=0"],
     "universal_features": [FEATURES, "strategy=universal"],
     "amortized_pure_features": [FEATURES, "strategy=amortized_pure"],
+    "leo_finetuned_bounded": [*ROWS["leo_finetuned"], "model.latent_step_bound=1.0"],
 }
 # The end-to-end recipe each setting fine-tunes with, its steps cut to fit 6.5 minutes (the
 # 10-minute recipes take 10,500 steps at 5 ways and 5,000 at 20 with 2 tasks a step)
@@ -134,7 +136,7 @@ def main() -> None:
             folder = out / setting / row
             chosen = ROWS.get(row) or ABLATIONS[row]
             overrides = [*chosen, *SETTINGS[setting], seed, f"hydra.run.dir={folder}"]
-            if row == "leo_finetuned":
+            if row.startswith("leo_finetuned"):
                 n_way = int(SETTINGS[setting][0].split("=")[1])
                 overrides = [*FINETUNE_RECIPE[n_way], *overrides]
                 overrides.append(f"model.backbone_init={pretrained['best_ckpt']}")
