@@ -141,6 +141,20 @@ def test_tensorboard_holds_hparams_with_real_metrics_and_rate_histograms(trained
     assert "train/support_loss/finetune_0" in tags and "train/lr" in tags
     assert "hparams/best_val_acc" in tags and "hp_metric" not in tags
     assert "custom_scalars__config__" in tags  # the Custom Scalars tab's layout
+    assert "epoch" not in tags  # Lightning's flat zero, first in the Time Series tab
+
+
+def test_the_run_logger_drops_only_lightning_s_epoch(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from leo_lightning.training.run_logger import RunLogger
+
+    logger = RunLogger(str(tmp_path), name="", version="")
+    logger.log_metrics({"epoch": 0, "train/loss": 1.5}, step=3)
+    logger.finalize("success")
+    accumulator = EventAccumulator(str(tmp_path))
+    accumulator.Reload()
+    assert accumulator.Tags()["scalars"] == ["train/loss"]
 
 
 def test_the_resolved_backbone_precision_is_logged_once_and_recorded_everywhere(trained_run):
