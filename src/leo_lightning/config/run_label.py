@@ -32,17 +32,23 @@ def override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def without_starting_keys(overrides: list[str] | None) -> list[str]:
+    """The overrides, in their order, less the ones that only say how a run starts
+    (ckpt_path, overwrite)."""
+    return [o for o in overrides or [] if override_key(o) not in STARTING_KEYS]
+
+
 def job_overrides(overrides: list[str] | None) -> list[str]:
-    """What makes a run the job it is: its command-line overrides, less the ones that only
-    say how it starts (ckpt_path, overwrite), sorted so that their order does not matter."""
-    return sorted(o for o in overrides or [] if override_key(o) not in STARTING_KEYS)
+    """What makes a run the job it is: its command-line overrides less the starting ones,
+    sorted so that their order does not matter."""
+    return sorted(without_starting_keys(overrides))
 
 
 def label_of(overrides: list[str]) -> str:
     """One folder name for a list of overrides, in the order they were given (a sweep's key
     first on the command line is first in the name): a group's `/` written `.`, every other
     character a path cannot hold safely replaced by `_`, cut with a hash when long."""
-    given = [o for o in overrides if override_key(o) not in STARTING_KEYS]
+    given = without_starting_keys(overrides)
     text = ",".join(_dotted_key(o) for o in given) or NO_OVERRIDES
     text = UNSAFE.sub("_", text)
     if len(text) > MAX_LENGTH:

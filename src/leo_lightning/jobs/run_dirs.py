@@ -37,7 +37,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from leo_lightning.config.run_label import STARTING_KEYS, job_overrides, override_key
+from leo_lightning.config.run_label import job_overrides, without_starting_keys
 from leo_lightning.errors import CheckpointError, ConfigError
 from leo_lightning.jobs import run_lock
 
@@ -326,7 +326,7 @@ def resume_command(checkpoint: str | Path) -> str:
     run's own overrides (in a multirun: this job's, without -m and the other jobs' values), the
     checkpoint and hydra.run.dir. Shell-quoted, so it can be pasted as it is."""
     hydra = HydraConfig.get()
-    overrides = [o for o in hydra.overrides.task if override_key(o) not in STARTING_KEYS]
+    overrides = without_starting_keys(list(hydra.overrides.task))
     run_dir = hydra.runtime.output_dir
     resume = [f"ckpt_path={checkpoint}", f"hydra.run.dir={run_dir}"]
     args = [*_command(hydra.job.name), *overrides, *resume]

@@ -21,7 +21,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
-from leo_lightning.config.run_label import STARTING_KEYS, override_key
+from leo_lightning.config.run_label import override_key, without_starting_keys
 from leo_lightning.config.schemas import LEOSchema
 from leo_lightning.errors import ConfigError
 from leo_lightning.jobs.common import build_trainer, format_accuracy, test_metrics, write_json
@@ -180,10 +180,8 @@ def swept_keys(overrides: list[str], sweep_overrides: list[str] | None) -> set[s
     parse = OverridesParser.create().parse_overrides
     given = {
         override_key(o.input_line): o.value()
-        for o in parse(overrides)
-        if not o.is_delete()
-        and override_key(o.input_line) not in STARTING_KEYS
-        and not o.is_hydra_override()
+        for o in parse(without_starting_keys(overrides))
+        if not o.is_delete() and not o.is_hydra_override()
     }
     if sweep_overrides is None:
         return set(given)

@@ -234,7 +234,7 @@ class LEONet(nn.Module):
             return loss, self.decoder.vjp(z, grad_params)
 
         return self._descend(
-            latents, gradient, rate, steps, features, labels, self.latent_step_bound
+            latents, gradient, rate, steps, features, labels, bound=self.latent_step_bound
         )
 
     def finetune(
