@@ -2,10 +2,11 @@
 
     python benchmarks/own_regime.py omniglot_minimal --seed 0
     python benchmarks/own_regime.py omniglot_minimal --seed 0 --skip-pretrain   # reuse stage 1
+    python benchmarks/own_regime.py glyphs --seed 0
 
-One pretraining per seed (experiment=omniglot_minimal_pretrain), one embedding of its best
-checkpoint, then every row of every setting (5-way, 20-way, 20-way within one alphabet, all
-1-shot) scored by leo-train on the same 1000 fixed test episodes:
+One pretraining per seed (experiment=<table>_pretrain), one embedding of its best checkpoint,
+then every row of every setting of the table (Omniglot minimal: 5-way, 20-way, 20-way within one
+alphabet; glyphs: 5-way; all 1-shot) scored by leo-train on the same 1000 fixed test episodes:
 
 - nearest_centroid: SimpleShot (CL2N: the training mean subtracted, L2-normalised); nothing
   meta-learned
@@ -15,9 +16,10 @@ checkpoint, then every row of every setting (5-way, 20-way, 20-way within one al
 - meta_sgd_features: Meta-SGD on the features (the LEO paper's own ablation): a zero head
   adapted by SGD steps with meta-learned per-feature rates
 - leo_features: LEO (amortized, latent + fine-tuning steps) meta-trained on the frozen features
-- leo_finetuned: LEO meta-trained end to end from the pretrained backbone (the 10-minute recipe,
-  experiment=omniglot_minimal or _20w, cut to 6.5 minutes, with model.backbone_init and the
-  backbone at a tenth of the rate)
+- leo_finetuned: LEO meta-trained end to end from the pretrained backbone (the table's end-to-end
+  recipe cut to 6.5 minutes, with model.backbone_init and the backbone at a tenth of the rate)
+- leo_end_to_end: the table's end-to-end recipe from scratch, no pretraining (the default row of
+  the glyph table; Omniglot's 10-minute recipe has its own 3-seed rows in BENCHMARKS.md)
 
 The ablation rows (`--rows` names them; not run by default) take LEO on the features apart, to
 say which part of it costs or buys what against nearest centroid: LEO on the centred features
@@ -26,8 +28,10 @@ its fine-tuning steps (leo_no_finetune_steps), without the encoder (universal_fe
 learned start), and without any step (amortized_pure_features); and leo_finetuned with each
 latent step bounded (leo_finetuned_bounded, model.latent_step_bound=1.0).
 
-Each row's compute counts the pretraining and the embedding once per seed, and is reported with
-its own. Prints JSON on stdout: the machine, the commands, and one object per row.
+`--views K` embeds each image as the mean feature of K views (the plain image and K - 1 affine
+distortions: the original's "multiview"), for every split alike. Each row's compute counts the
+pretraining and the embedding once per seed, and is reported with its own. Prints JSON on
+stdout: the machine, the commands, and one object per row.
 """
 
 from __future__ import annotations
@@ -37,12 +41,13 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from common import machine, progress
 
 ROOT = Path(__file__).resolve().parent.parent
-FEATURES = "experiment=omniglot_minimal_features"
+FEATURES = "experiment=frozen_features"
 SETTINGS = {  # name: overrides of the episodes
     "5w1s": ["data.n_way=5"],
     "20w1s": ["data.n_way=20"],
@@ -55,6 +60,7 @@ ROWS = {  # name: the overrides of its leo-train run (after the data's)
     "meta_sgd_features": [FEATURES, "strategy=meta_sgd"],
     "leo_features": [FEATURES],
     "leo_finetuned": ["model.backbone_lr_scale=0.1", "trainer.max_time=00:00:06:30"],
+    "leo_end_to_end": [],
 }
 ABLATIONS = {  # LEO on the features, one part changed (run only when --rows names them)
     "leo_features_centred": [FEATURES, "data.source.centre=true"],
@@ -64,12 +70,49 @@ ABLATIONS = {  # LEO on the features, one part changed (run only when --rows nam
     "amortized_pure_features": [FEATURES, "strategy=amortized_pure"],
     "leo_finetuned_bounded": [*ROWS["leo_finetuned"], "model.latent_step_bound=1.0"],
 }
-# The end-to-end recipe each setting fine-tunes with, its steps cut to fit 6.5 minutes (the
-# 10-minute recipes take 10,500 steps at 5 ways and 5,000 at 20 with 2 tasks a step)
-FINETUNE_RECIPE = {
-    5: ["experiment=omniglot_minimal", "trainer.max_steps=6000"],
-    20: ["experiment=omniglot_minimal_20w", "trainer.max_steps=3200"],
+ON_IMAGES = ("leo_finetuned", "leo_end_to_end")  # rows that train a backbone on the images
+NOTHING_LEARNED = ("nearest_centroid", "logistic_regression", "protonet_features")
+
+
+@dataclass(frozen=True)
+class Table:
+    """One data source's table: its pretraining, its settings and rows, its end-to-end recipe
+    per way count (the rows on images start from it)."""
+
+    pretrain: str
+    settings: tuple[str, ...]
+    rows: tuple[str, ...]
+    end_to_end: dict[int, list[str]]
+    split: str
+
+
+TABLES = {
+    "omniglot_minimal": Table(
+        pretrain="experiment=omniglot_minimal_pretrain",
+        settings=tuple(SETTINGS),
+        rows=tuple(row for row in ROWS if row != "leo_end_to_end"),
+        # the 10-minute recipes (10,500 steps at 5 ways, 5,000 at 20 with 2 tasks a step); the
+        # fine-tuned rows cut their steps to fit 6.5 minutes
+        end_to_end={5: ["experiment=omniglot_minimal"], 20: ["experiment=omniglot_minimal_20w"]},
+        split="test (Korean + Early_Aramaic, 1000 fixed episodes)",
+    ),
+    "glyphs": Table(
+        pretrain="experiment=glyphs_pretrain",
+        settings=("5w1s",),
+        rows=tuple(ROWS),
+        # the fair bench's glyph recipe (constant rate), given the 10 minutes a row may take
+        end_to_end={
+            5: [
+                "experiment=glyphs_5w1s",
+                "trainer.max_steps=-1",
+                "trainer.max_time=00:00:10:00",
+                "trainer.val_check_interval=500",
+            ]
+        },
+        split="test (300 held-out glyph classes, 1000 fixed episodes)",
+    ),
 }
+FINETUNE_STEPS = {5: "trainer.max_steps=6000", 20: "trainer.max_steps=3200"}  # ~6.5 minutes
 QUIET = ["trainer.enable_progress_bar=false", "~callbacks.progress_bar"]
 
 
@@ -92,63 +135,102 @@ def results(folder: Path) -> dict:
     return json.loads((folder / "results.json").read_text())
 
 
+def merged(*overrides: str) -> list[str]:
+    """The overrides with one value per key, the last given (Hydra refuses a key set twice)."""
+    by_key = {override.split("=", 1)[0]: override for override in overrides}
+    return list(by_key.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("table", choices=["omniglot_minimal"])
+    parser.add_argument("table", choices=sorted(TABLES))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated")
+    parser.add_argument("--settings", default=None, help="comma-separated; default: the table's")
     parser.add_argument(
-        "--rows", default=",".join(ROWS), help=f"comma-separated; ablations: {','.join(ABLATIONS)}"
+        "--rows",
+        default=None,
+        help=f"comma-separated; default: the table's; ablations: {','.join(ABLATIONS)}",
     )
+    parser.add_argument("--views", type=int, default=1, help="leo-embed's views (multiview: K)")
     parser.add_argument("--skip-pretrain", action="store_true", help="reuse --out's stage 1")
     parser.add_argument("--out", type=Path, default=None, help="default outputs/bench/own_regime")
     args = parser.parse_args()
-    unknown = set(args.rows.split(",")) - set(ROWS) - set(ABLATIONS)
-    unknown |= set(args.settings.split(",")) - set(SETTINGS)
+    table = TABLES[args.table]
+    settings = args.settings.split(",") if args.settings else list(table.settings)
+    rows_run = args.rows.split(",") if args.rows else list(table.rows)
+    unknown = set(rows_run) - set(ROWS) - set(ABLATIONS)
+    unknown |= {s for s in settings if s not in SETTINGS or s not in table.settings}
     if unknown:  # before the pretraining, not after it
-        parser.error(f"unknown --rows/--settings: {', '.join(sorted(unknown))}")
-    out = (args.out or ROOT / "outputs" / "bench" / "own_regime" / f"seed{args.seed}").resolve()
+        parser.error(f"unknown --rows/--settings for {args.table}: {', '.join(sorted(unknown))}")
+    views = f"_views{args.views}" if args.views > 1 else ""
+    default_out = ROOT / "outputs" / "bench" / "own_regime" / f"{args.table}_seed{args.seed}"
+    if args.table == "omniglot_minimal":  # where its published rows were run
+        default_out = default_out.with_name(f"seed{args.seed}")
+    out = (args.out or default_out).resolve()
     seed = f"seed={args.seed}"
 
-    pretrain_dir, embed_dir = out / "pretrain", out / "embed"
+    pretrain_dir, embed_dir = out / "pretrain", out / f"embed{views}"
+    record = out / "stage1.json"  # stage 1's seconds: the pretraining, each embedding
     if not args.skip_pretrain:
         pretrain_seconds, _ = run(
             "pretrain.py",
-            "experiment=omniglot_minimal_pretrain",
+            table.pretrain,
             seed,
             f"hydra.run.dir={pretrain_dir}",
             "overwrite=true",
             *QUIET,
         )
+        record.write_text(json.dumps({"pretrain_seconds": pretrain_seconds}))
+    stage1 = json.loads(record.read_text())
+    embed_key = f"embed_seconds{views}"
+    if not args.skip_pretrain or embed_key not in stage1:  # a reused pretraining, new views
         best = results(pretrain_dir)["best_ckpt"]
-        embed_seconds, _ = run(
-            "embed.py", f"ckpt_path={best}", f"hydra.run.dir={embed_dir}", "overwrite=true"
+        stage1[embed_key], _ = run(
+            "embed.py",
+            f"ckpt_path={best}",
+            f"views={args.views}",
+            f"hydra.run.dir={embed_dir}",
+            "overwrite=true",
         )
-        (out / "stage1.json").write_text(
-            json.dumps({"pretrain_seconds": pretrain_seconds, "embed_seconds": embed_seconds})
-        )
-    stage1 = json.loads((out / "stage1.json").read_text())
+        record.write_text(json.dumps(stage1))
     pretrained = results(pretrain_dir)
 
     rows = []
-    for setting in args.settings.split(","):
-        for row in args.rows.split(","):
-            folder = out / setting / row
+    for setting in settings:
+        n_way = int(SETTINGS[setting][0].split("=")[1])
+        for row in rows_run:
+            folder = out / f"{setting}{views}" / row
             chosen = ROWS.get(row) or ABLATIONS[row]
             overrides = [*chosen, *SETTINGS[setting], seed, f"hydra.run.dir={folder}"]
             if row.startswith("leo_finetuned"):
-                n_way = int(SETTINGS[setting][0].split("=")[1])
-                overrides = [*FINETUNE_RECIPE[n_way], *overrides]
+                overrides = [*table.end_to_end[n_way], FINETUNE_STEPS[n_way], *overrides]
                 overrides.append(f"model.backbone_init={pretrained['best_ckpt']}")
+            elif row in ON_IMAGES:
+                overrides = [*table.end_to_end[n_way], *overrides]
             else:
                 overrides.append(f"data.source.root={embed_dir / 'embeddings'}")
-            seconds, error = run("train.py", *overrides, "overwrite=true", *QUIET, check=False)
+            overrides = merged(*overrides)
+            if "data.within_alphabet=true" in overrides and row not in NOTHING_LEARNED:
+                # The validation alphabet has 17 characters, too few for a 20-way episode within
+                # it: a meta-learned row is its 20-way run's best checkpoint tested within one
+                # alphabet (run 20w1s first, in this call or an earlier one)
+                trained = results(out / f"20w1s{views}" / row)["best_ckpt"]
+                overrides = [f"ckpt_path={trained}", "data.within_alphabet=true"]
+                overrides.append(f"hydra.run.dir={folder}")
+                seconds, error = run("eval.py", *overrides, "overwrite=true", check=False)
+            else:
+                seconds, error = run("train.py", *overrides, "overwrite=true", *QUIET, check=False)
             if error:  # e.g. training diverged: a result too, reported as such
                 failed = {"setting": setting, "row": row, "failed": error}
                 rows.append({**failed, "overrides": overrides})
                 progress(json.dumps(rows[-1]))
                 continue
             r = results(folder)
+            stage1_seconds = stage1["pretrain_seconds"] + stage1[embed_key]
+            if row == "leo_end_to_end":  # no pretraining behind it
+                stage1_seconds = 0.0
+            elif row.startswith("leo_finetuned"):  # the pretraining, not the embedding
+                stage1_seconds = stage1["pretrain_seconds"]
             rows.append(
                 {
                     "setting": setting,
@@ -156,9 +238,10 @@ def main() -> None:
                     "test_acc": r["test/acc"],
                     "test_acc_ci95": r["test/acc_ci95"],
                     "best_val_acc": r.get("best_val_acc"),
-                    "meta_train_steps": r["meta_train_steps"],
+                    "meta_train_steps": r.get("meta_train_steps"),  # eval.py: its training's
+                    "skipped_updates": r.get("skipped_updates"),
                     "row_seconds": seconds,
-                    "total_seconds": seconds + stage1["pretrain_seconds"] + stage1["embed_seconds"],
+                    "total_seconds": seconds + stage1_seconds,
                     "batch_norm": r["batch_norm"],
                     "overrides": overrides,
                 }
@@ -166,13 +249,16 @@ def main() -> None:
             progress(json.dumps(rows[-1]))
     report = {
         "machine": machine(),
+        "table": args.table,
         "seed": args.seed,
+        "views": args.views,
         "pretrain": {
             "best_val_acc": pretrained["best_val_acc"],
             "steps": pretrained["steps"],
-            **stage1,
+            "pretrain_seconds": stage1["pretrain_seconds"],
+            "embed_seconds": stage1[embed_key],
         },
-        "split": "test (Korean + Early_Aramaic, 1000 fixed episodes)",
+        "split": table.split,
         "rows": rows,
     }
     print(json.dumps(report, indent=2))
