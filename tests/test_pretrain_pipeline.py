@@ -111,6 +111,15 @@ def test_embed_refuses_a_missing_checkpoint_naming_it(tmp_path):
     assert run.returncode == 2 and "none.ckpt" in run.stderr and "no such file" in run.stderr
 
 
+def test_embed_refuses_views_without_a_distortion_naming_the_key(stages, tmp_path):
+    """The tiny pretraining ran without augmentation: there is nothing to draw views with."""
+    _, ckpt, _ = stages
+    run = run_script("embed.py", tmp_path, f"ckpt_path={ckpt}", "views=3")
+    assert run.returncode == 2
+    assert "views=3" in run.stderr and "data/augment=affine" in run.stderr
+    assert not list((tmp_path / "outputs").rglob("*.pt"))  # refused before any feature
+
+
 def test_backbone_init_starts_from_the_pretrained_weights(stages):
     _, ckpt, _ = stages
     module = tiny_module(backbone_init=str(ckpt))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -118,6 +119,11 @@ def embed(cfg: DictConfig) -> dict:
     return results
 
 
+# Examples whose distortions one generator draws (views > 1). Fixed, so that a file does not
+# depend on leo-embed's batch_size; with the default batch_size the blocks are its batches.
+DISTORTION_BLOCK = 256
+
+
 @torch.no_grad()
 def image_features(
     backbone: nn.Module,
@@ -130,15 +136,29 @@ def image_features(
     split: str = "",
 ) -> Tensor:
     """The backbone's raw features of `images` [M, *example_shape], in order: [M, F]. With
-    `views` > 1, the mean over the plain image and views - 1 distortions, each drawn from its own
-    seeded generator, so that the file is the same on every machine."""
+    `views` > 1, the mean over the plain image and views - 1 distortions, each block of
+    DISTORTION_BLOCK examples drawn from its own seeded generator, so that the file is the same
+    on every machine and at every batch size."""
+
+    @lru_cache(maxsize=2 * views)  # a batch spans at most two blocks per view
+    def distorted_block(view: int, block: int) -> Tensor:  # [<= DISTORTION_BLOCK, *shape]
+        generator = episode_generator(seed, f"embed/{split}/{view}", block)
+        return augment(images[block : block + DISTORTION_BLOCK], generator)
+
+    def distorted(view: int, start: int, end: int) -> Tensor:  # examples start..end of a view
+        first = start - start % DISTORTION_BLOCK
+        parts = [
+            distorted_block(view, block)[max(start - block, 0) : end - block]
+            for block in range(first, end, DISTORTION_BLOCK)
+        ]
+        return torch.cat(parts)
+
     out = []
     for start in range(0, len(images), batch_size):
-        batch = images[start : start + batch_size]  # [b, *example_shape]
-        total = backbone(as_float(batch).to(device)).float()
+        end = min(start + batch_size, len(images))
+        total = backbone(as_float(images[start:end]).to(device)).float()  # [b, F]
         for view in range(1, views):
-            generator = episode_generator(seed, f"embed/{split}/{view}", start)
-            total += backbone(as_float(augment(batch, generator)).to(device)).float()
+            total += backbone(as_float(distorted(view, start, end)).to(device)).float()
         out.append((total / views).cpu())
     return torch.cat(out)
 
