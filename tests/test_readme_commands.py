@@ -87,6 +87,13 @@ COMPOSED = {
     "strategy=nearest_centroid data.source.centre=true": "the features run, another strategy",
     "leo-train experiment=omniglot_minimal model.backbone_init=<the pretrain checkpoint> "
     "model.backbone_lr_scale=0.1": "10 minutes (tests/test_pretrain_pipeline.py starts one)",
+    "leo-pretrain experiment=glyphs_pretrain": "the pretraining run's code, the glyphs' recipe",
+    "leo-embed ckpt_path=<its best checkpoint> views=10": (
+        "the embedding run's code with views (tests/test_embed_views.py)"
+    ),
+    "leo-train experiment=frozen_features data.source.root=<that embed run>/embeddings": (
+        "the features run's settings under their other name (tests/test_own_regime_experiments.py)"
+    ),
 }
 
 
@@ -216,14 +223,15 @@ def test_the_other_readme_commands_compose_and_validate_in_the_installed_package
     calls = []
     for shown in COMPOSED:
         # a placeholder composes as a name, a swept value as its first value
-        args = [a for a in re.sub(r"<[^>]+>", "placeholder", shown).split()[1:] if a != "-m"]
-        calls.append([re.sub(r"=([^=,]+),[^=]*$", r"=\1", a) for a in args])
+        command, *args = re.sub(r"<[^>]+>", "placeholder", shown).split()
+        args = [re.sub(r"=([^=,]+),[^=]*$", r"=\1", a) for a in args if a != "-m"]
+        calls.append([command.removeprefix("leo-"), args])  # its own config: train, embed, ...
     code = (
         "import json, sys\n"
         "from leo_lightning.config.compose import compose_config\n"
         "from leo_lightning.config.validation import validate\n"
-        "for overrides in json.loads(sys.argv[1]):\n"
-        "    cfg = compose_config('train', overrides)\n"
+        "for config, overrides in json.loads(sys.argv[1]):\n"
+        "    cfg = compose_config(config, overrides)\n"
         "    validate(cfg)\n"
         "print('composed', len(json.loads(sys.argv[1])))\n"
     )
