@@ -5,8 +5,9 @@
     python benchmarks/own_regime.py glyphs --seed 0
 
 One pretraining per seed (experiment=<table>_pretrain), one embedding of its best checkpoint,
-then every row of every setting of the table (Omniglot minimal: 5-way, 20-way, 20-way within one
-alphabet; glyphs: 5-way; all 1-shot) scored by leo-train on the same 1000 fixed test episodes:
+then every row of every setting of the table (Omniglot minimal: 5-way, 20-way, 20-way within
+one alphabet; glyphs: 5-way, 20-way; all 1-shot) scored by leo-train on the same 1000 fixed
+test episodes:
 
 - nearest_centroid: SimpleShot (CL2N: the training mean subtracted, L2-normalised); nothing
   meta-learned
@@ -98,16 +99,17 @@ TABLES = {
     ),
     "glyphs": Table(
         pretrain="experiment=glyphs_pretrain",
-        settings=("5w1s",),
+        settings=("5w1s", "20w1s"),
         rows=tuple(ROWS),
-        # the fair bench's glyph recipe (constant rate), given the 10 minutes a row may take
+        # the fair bench's glyph recipes (constant rate), given the 10 minutes a row may take
         end_to_end={
-            5: [
-                "experiment=glyphs_5w1s",
+            n_way: [
+                f"experiment=glyphs_{n_way}w1s",
                 "trainer.max_steps=-1",
                 "trainer.max_time=00:00:10:00",
                 "trainer.val_check_interval=500",
             ]
+            for n_way in (5, 20)
         },
         split="test (300 held-out glyph classes, 1000 fixed episodes)",
     ),
@@ -152,6 +154,12 @@ def main() -> None:
         help=f"comma-separated; default: the table's; ablations: {','.join(ABLATIONS)}",
     )
     parser.add_argument("--views", type=int, default=1, help="leo-embed's views (multiview: K)")
+    parser.add_argument(
+        "--pretrain-override",
+        action="append",
+        default=[],
+        help="a leo-pretrain override on top of the table's (repeatable)",
+    )
     parser.add_argument("--skip-pretrain", action="store_true", help="reuse --out's stage 1")
     parser.add_argument("--out", type=Path, default=None, help="default outputs/bench/own_regime")
     args = parser.parse_args()
@@ -175,6 +183,7 @@ def main() -> None:
         pretrain_seconds, _ = run(
             "pretrain.py",
             table.pretrain,
+            *args.pretrain_override,
             seed,
             f"hydra.run.dir={pretrain_dir}",
             "overwrite=true",
@@ -200,7 +209,7 @@ def main() -> None:
         n_way = int(SETTINGS[setting][0].split("=")[1])
         for row in rows_run:
             folder = out / f"{setting}{views}" / row
-            chosen = ROWS.get(row) or ABLATIONS[row]
+            chosen = ROWS[row] if row in ROWS else ABLATIONS[row]  # leo_end_to_end: []
             overrides = [*chosen, *SETTINGS[setting], seed, f"hydra.run.dir={folder}"]
             if row.startswith("leo_finetuned"):
                 overrides = [*table.end_to_end[n_way], FINETUNE_STEPS[n_way], *overrides]
@@ -214,10 +223,11 @@ def main() -> None:
                 # The validation alphabet has 17 characters, too few for a 20-way episode within
                 # it: a meta-learned row is its 20-way run's best checkpoint tested within one
                 # alphabet (run 20w1s first, in this call or an earlier one)
-                trained = results(out / f"20w1s{views}" / row)["best_ckpt"]
-                overrides = [f"ckpt_path={trained}", "data.within_alphabet=true"]
+                trained = results(out / f"20w1s{views}" / row)
+                overrides = [f"ckpt_path={trained['best_ckpt']}", "data.within_alphabet=true"]
                 overrides.append(f"hydra.run.dir={folder}")
                 seconds, error = run("eval.py", *overrides, "overwrite=true", check=False)
+                seconds += trained["wall_seconds"]  # its compute: the 20-way training's and this
             else:
                 seconds, error = run("train.py", *overrides, "overwrite=true", *QUIET, check=False)
             if error:  # e.g. training diverged: a result too, reported as such
