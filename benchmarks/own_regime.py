@@ -71,7 +71,6 @@ ABLATIONS = {  # LEO on the features, one part changed (run only when --rows nam
     "amortized_pure_features": [FEATURES, "strategy=amortized_pure"],
     "leo_finetuned_bounded": [*ROWS["leo_finetuned"], "model.latent_step_bound=1.0"],
 }
-ON_IMAGES = ("leo_finetuned", "leo_end_to_end")  # rows that train a backbone on the images
 NOTHING_LEARNED = ("nearest_centroid", "logistic_regression", "protonet_features")
 
 
@@ -135,6 +134,14 @@ def run(script: str, *overrides: str, check: bool = True) -> tuple[float, str | 
 
 def results(folder: Path) -> dict:
     return json.loads((folder / "results.json").read_text())
+
+
+def built_on(row: str) -> str:
+    """What a row starts from, which decides its data and the stage-1 compute it counts: the
+    embedded features, the pretrained backbone (fine-tuned on the images), or nothing."""
+    if row == "leo_end_to_end":
+        return "scratch"
+    return "pretrained" if row.startswith("leo_finetuned") else "features"
 
 
 def merged(*overrides: str) -> list[str]:
@@ -211,10 +218,11 @@ def main() -> None:
             folder = out / f"{setting}{views}" / row
             chosen = ROWS[row] if row in ROWS else ABLATIONS[row]  # leo_end_to_end: []
             overrides = [*chosen, *SETTINGS[setting], seed, f"hydra.run.dir={folder}"]
-            if row.startswith("leo_finetuned"):
+            start = built_on(row)
+            if start == "pretrained":
                 overrides = [*table.end_to_end[n_way], FINETUNE_STEPS[n_way], *overrides]
                 overrides.append(f"model.backbone_init={pretrained['best_ckpt']}")
-            elif row in ON_IMAGES:
+            elif start == "scratch":
                 overrides = [*table.end_to_end[n_way], *overrides]
             else:
                 overrides.append(f"data.source.root={embed_dir / 'embeddings'}")
@@ -236,11 +244,11 @@ def main() -> None:
                 progress(json.dumps(rows[-1]))
                 continue
             r = results(folder)
-            stage1_seconds = stage1["pretrain_seconds"] + stage1[embed_key]
-            if row == "leo_end_to_end":  # no pretraining behind it
-                stage1_seconds = 0.0
-            elif row.startswith("leo_finetuned"):  # the pretraining, not the embedding
-                stage1_seconds = stage1["pretrain_seconds"]
+            stage1_seconds = {
+                "features": stage1["pretrain_seconds"] + stage1[embed_key],
+                "pretrained": stage1["pretrain_seconds"],  # not the embedding
+                "scratch": 0.0,
+            }[start]
             rows.append(
                 {
                     "setting": setting,
